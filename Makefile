@@ -1,0 +1,70 @@
+# Developer entry points. Every target bootstraps the virtualenv on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs Python 3.13, so the virtualenv and `sam build` use 3.13 when the machine has it.
+PYTHON313 := $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do if $$p -c '' >/dev/null 2>&1; then command -v $$p; break; fi; done)
+PYTHON ?= $(if $(PYTHON313),$(PYTHON313),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# sam build looks for the runtime's interpreter on PATH.
+export PATH := $(abspath $(BIN)):$(if $(PYTHON313),$(dir $(PYTHON313)):)$(PATH)
+
+.PHONY: help venv test test-unit test-integration lint typecheck validate build demo local bench policy clean ci
+
+help:
+	@echo "make demo   run the main job end to end on the local emulated stack"
+	@echo "make test   run the test suite (unit and integration)"
+	@echo "make local  run the local stack in the foreground"
+	@echo "make lint   ruff, mypy, cfn-lint, sam validate --lint and the template policy check"
+	@echo "make build  sam build without Docker"
+	@echo "make bench  run the benchmarks and rewrite BENCHMARKS.md"
+
+$(STAMP): requirements-dev.txt layers/core/requirements.txt layers/media/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP) validate policy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+validate: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template template.yaml --region cn-north-1
+
+policy: $(STAMP)
+	$(BIN)/python -m devstack.policy_check template.yaml
+
+build: $(STAMP)
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam build --template template.yaml
+
+demo: $(STAMP)
+	$(BIN)/python -m devstack.demo
+
+local: $(STAMP)
+	$(BIN)/python -m devstack
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+ci: lint test
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack

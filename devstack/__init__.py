@@ -1,0 +1,1 @@
+"""Local stack: runs template.yaml's resources and functions on moto and a WeChat emulator, without Docker."""

@@ -1,0 +1,1 @@
+"""Domain package shared by every function: WeChat protocol, tickets, media and notices."""
