@@ -193,10 +193,7 @@ class _Creator:
             # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
             rules = [
                 {
-                    "ApplyServerSideEncryptionByDefault": {
-                        key: value
-                        for key, value in rule["ServerSideEncryptionByDefault"].items()
-                    },
+                    "ApplyServerSideEncryptionByDefault": dict(rule["ServerSideEncryptionByDefault"]),
                     **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {}),
                 }
                 for rule in encryption

@@ -123,13 +123,13 @@ class Resolver:
 
         return re.sub(r"\$\{([^}!]+)\}", replace, text)
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic function
+    def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":

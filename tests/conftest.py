@@ -97,7 +97,9 @@ def load_function(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[...
             monkeypatch.setenv(key, value)
         _reset_process_caches()
         module_name = f"lambda_{logical_id}"
-        module_spec = importlib.util.spec_from_file_location(module_name, spec.code_uri / f"{spec.module_name}.py")
+        module_spec = importlib.util.spec_from_file_location(
+            module_name, spec.code_uri / f"{spec.module_name}.py"
+        )
         assert module_spec is not None
         assert module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)

@@ -202,5 +202,8 @@ def parse_fields(fields: dict[str, Any]) -> Message:
 
 
 def hashed_dedup_id(dedup_id: str) -> str:
-    """Return the SQS MessageDeduplicationId for a dedup id: hex SHA-256, so no OpenID sits in the queue's metadata."""
+    """Return the SQS MessageDeduplicationId for a dedup id.
+
+    The id is hex SHA-256, so no OpenID sits in the queue's metadata.
+    """
     return hashlib.sha256(dedup_id.encode("utf-8")).hexdigest()
