@@ -130,7 +130,9 @@ def find_violations(template: dict[str, Any]) -> list[str]:
         elif kind == "AWS::Serverless::Api":
             default_auth = props.get("Auth", {}).get("DefaultAuthorizer")
             if default_auth != "AWS_IAM":
-                violations.append(f"{logical_id}: API DefaultAuthorizer is {default_auth!r}, expected AWS_IAM")
+                violations.append(
+                    f"{logical_id}: API DefaultAuthorizer is {default_auth!r}, expected AWS_IAM"
+                )
     return violations
 
 

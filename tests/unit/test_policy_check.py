@@ -20,7 +20,9 @@ def _without_dlq(template: dict[str, Any]) -> None:
 
 def _wildcard_action(template: dict[str, Any]) -> None:
     policies = template["Resources"]["ReplyPushFunction"]["Properties"]["Policies"]
-    policies.append({"Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "arn:aws:dynamodb:x"}]})
+    policies.append(
+        {"Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "arn:aws:dynamodb:x"}]}
+    )
 
 
 def _wildcard_resource(template: dict[str, Any]) -> None:
@@ -33,7 +35,9 @@ def _unencrypted_bucket(template: dict[str, Any]) -> None:
 
 
 def _public_bucket(template: dict[str, Any]) -> None:
-    template["Resources"]["MediaBucket"]["Properties"]["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
+    template["Resources"]["MediaBucket"]["Properties"]["PublicAccessBlockConfiguration"][
+        "BlockPublicPolicy"
+    ] = False
 
 
 def _unencrypted_table(template: dict[str, Any]) -> None:
@@ -80,10 +84,14 @@ def test_policy_check_reports_violation(mutate: Callable[[dict[str, Any]], None]
     assert any(violation.startswith(expected) for violation in violations), violations
 
 
-def test_policy_check_main_exits_nonzero_on_violation(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_main_exits_nonzero_on_violation(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "template.yaml"
     text = TEMPLATE_PATH.read_text(encoding="utf-8")
-    broken.write_text(text.replace("SqsManagedSseEnabled: true", "SqsManagedSseEnabled: false"), encoding="utf-8")
+    broken.write_text(
+        text.replace("SqsManagedSseEnabled: true", "SqsManagedSseEnabled: false"), encoding="utf-8"
+    )
 
     exit_code = main(["policy_check", str(broken)])
 
