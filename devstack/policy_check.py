@@ -1,9 +1,9 @@
 """Security policy check of template.yaml, run in CI: `python -m devstack.policy_check template.yaml`.
 
-It fails (exit 1) on Allow statements with wildcard actions or resources, buckets that are public or
-not KMS-encrypted, tables without encryption or point-in-time recovery, queues without encryption,
-work queues without a dead-letter queue, log groups without retention, and API routes other than the
-WeChat callback that skip AWS_IAM authorization.
+It exits 1 on any of these: an Allow statement with a wildcard action or resource; a bucket that is
+public or not KMS-encrypted; a table without encryption or point-in-time recovery; a queue without
+encryption; a work queue without a dead-letter queue; a log group without retention. An API route
+other than the WeChat callback that skips AWS_IAM authorization fails it too.
 """
 
 from __future__ import annotations

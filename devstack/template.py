@@ -54,7 +54,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 @dataclass
 class Physical:
-    """What Ref and GetAtt return for one created resource."""
+    """The values that Ref and GetAtt return for one created resource."""
 
     ref: str
     attributes: dict[str, str] = field(default_factory=dict)
