@@ -1,0 +1,362 @@
+"""API Gateway REST API emulation: routes from the functions' `Api` events, proxy events, responses.
+
+The server accepts each route under the stage prefix (`/api/wechat`) and at the root (`/wechat`).
+Routes whose authorizer is AWS_IAM are served WITHOUT SigV4 checks. Their events carry a fixed local
+staff identity in `requestContext.identity`, and only this local runner does that. Paths under
+`/_local/` belong to the local stack's control endpoints (`local_routes`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from devstack.function_pool import Invocation
+from devstack.template import LOCAL_ACCOUNT_ID
+
+STAGE = "api"
+LOCAL_API_ID = "local"
+
+# The identity an AWS_IAM route sees locally, in place of the SigV4-signed caller.
+LOCAL_STAFF_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local-staff"
+LOCAL_STAFF_PRINCIPAL_ID = "AIDALOCALSTAFF000000"
+LOCAL_STAFF_ACCESS_KEY = "AKIALOCALSTAFF000000"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One `Api` event: which function serves which method and path template."""
+
+    function: str
+    event_name: str
+    method: str  # upper case, or ANY
+    resource: str  # the path template, for example /tickets/{ticket_id}
+    iam_auth: bool
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = []
+        for segment in self.resource.strip("/").split("/"):
+            if segment.startswith("{") and segment.endswith("+}"):
+                parts.append(f"(?P<{segment[1:-2]}>.+)")
+            elif segment.startswith("{") and segment.endswith("}"):
+                parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
+            else:
+                parts.append(re.escape(segment))
+        return re.compile("^/" + "/".join(parts) + "/?$")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.pattern.match(path)
+        if found is None:
+            return None
+        return {name: unquote(value) for name, value in found.groupdict().items()}
+
+
+def api_routes(template: dict[str, Any]) -> list[Route]:
+    """Return every `Api` event of every function in the template, with its effective authorizer."""
+    routes = []
+    resources = template["Resources"]
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event_name, event in resource["Properties"].get("Events", {}).items():
+            if event.get("Type") != "Api":
+                continue
+            properties = event["Properties"]
+            routes.append(
+                Route(
+                    function=logical_id,
+                    event_name=event_name,
+                    method=str(properties["Method"]).upper(),
+                    resource="/" + str(properties["Path"]).strip("/"),
+                    iam_auth=_authorizer(resources, properties) == "AWS_IAM",
+                )
+            )
+    return routes
+
+
+def _authorizer(resources: dict[str, Any], properties: dict[str, Any]) -> str:
+    explicit = properties.get("Auth", {}).get("Authorizer")
+    if explicit:
+        return str(explicit)
+    api_reference = properties.get("RestApiId")
+    if isinstance(api_reference, dict) and "Ref" in api_reference:
+        api = resources.get(api_reference["Ref"], {})
+        return str(api.get("Properties", {}).get("Auth", {}).get("DefaultAuthorizer", "NONE"))
+    return "NONE"
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    path: str  # without the stage prefix and without the query string
+    stage_path: str  # as API Gateway's requestContext.path reports it: /api/...
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+
+
+def build_proxy_event(
+    request: HttpRequest,
+    route: Route,
+    path_parameters: dict[str, str],
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Build the REST API proxy integration event (payload version 1.0) for one request."""
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        multi_headers.setdefault(name, []).append(value)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in request.query:
+        multi_query.setdefault(name, []).append(value)
+
+    body: str | None = None
+    is_base64 = False
+    if request.body:
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = base64.b64encode(request.body).decode("ascii")
+            is_base64 = True
+
+    now = time.time()
+    request_id = request_id or str(uuid.uuid4())
+    headers_lower = {name.lower(): values[-1] for name, values in multi_headers.items()}
+    identity: dict[str, Any] = {
+        "sourceIp": request.source_ip,
+        "userAgent": headers_lower.get("user-agent"),
+        "accountId": None,
+        "caller": None,
+        "user": None,
+        "userArn": None,
+        "accessKey": None,
+        "cognitoIdentityPoolId": None,
+        "cognitoIdentityId": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+    }
+    if route.iam_auth:
+        identity.update(
+            accountId=LOCAL_ACCOUNT_ID,
+            caller=LOCAL_STAFF_PRINCIPAL_ID,
+            user=LOCAL_STAFF_PRINCIPAL_ID,
+            userArn=LOCAL_STAFF_ARN,
+            accessKey=LOCAL_STAFF_ACCESS_KEY,
+        )
+    return {
+        "resource": route.resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": LOCAL_API_ID,
+            "resourceId": route.event_name,
+            "resourcePath": route.resource,
+            "httpMethod": request.method,
+            "path": request.stage_path,
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": datetime.fromtimestamp(now, tz=UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now * 1000),
+            "domainName": headers_lower.get("host", "127.0.0.1"),
+            "domainPrefix": LOCAL_API_ID,
+            "identity": identity,
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @classmethod
+    def json(cls, status: int, document: Any, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return cls(status, [("Content-Type", "application/json"), *(headers or [])], body)
+
+
+def proxy_response(invocation: Invocation) -> HttpResponse:
+    """Turn a function's proxy result into the HTTP response, or 502 as API Gateway does."""
+    if not invocation.ok:
+        return HttpResponse.json(502, {"message": "Internal server error"})
+    result = invocation.result
+    if not isinstance(result, dict) or "statusCode" not in result:
+        logger.error("%s returned a malformed proxy response", invocation.function)
+        return HttpResponse.json(502, {"message": "Internal server error"})
+
+    headers: list[tuple[str, str]] = []
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(value)) for value in values)
+    multi_names = {name.lower() for name, _ in headers}
+    for name, value in (result.get("headers") or {}).items():
+        if name.lower() not in multi_names:
+            headers.append((name, str(value)))
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", "application/json"))
+
+    raw_body = result.get("body") or ""
+    body = base64.b64decode(raw_body) if result.get("isBase64Encoded") else str(raw_body).encode("utf-8")
+    return HttpResponse(int(result["statusCode"]), headers, body)
+
+
+LocalHandler = Callable[[HttpRequest, dict[str, str]], HttpResponse]
+
+
+@dataclass(frozen=True)
+class LocalRoute:
+    """A control endpoint of the local stack under /_local/."""
+
+    method: str
+    resource: str
+    handler: LocalHandler
+
+    def match(self, path: str) -> dict[str, str] | None:
+        return Route("", "", self.method, self.resource, iam_auth=False).match(path)
+
+
+class ApiGateway:
+    """Dispatches HTTP requests to the functions of matching routes, through `invoke`."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        invoke: Callable[[str, dict[str, Any]], Invocation],
+        local_routes: list[LocalRoute] | None = None,
+    ) -> None:
+        self.routes = routes
+        self.local_routes = local_routes or []
+        self._invoke = invoke
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/_local/"):
+            return self._handle_local(request)
+        allowed: set[str] = set()
+        for route in self.routes:
+            path_parameters = route.match(request.path)
+            if path_parameters is None:
+                continue
+            if route.method not in (request.method, "ANY"):
+                allowed.add(route.method)
+                continue
+            event = build_proxy_event(request, route, path_parameters)
+            invocation = self._invoke(route.function, event)
+            return proxy_response(invocation)
+        if allowed:
+            return HttpResponse.json(
+                405,
+                {"message": f"Method {request.method} not allowed on {request.path}"},
+                [("Allow", ", ".join(sorted(allowed)))],
+            )
+        return HttpResponse.json(404, {"message": f"No route for {request.method} {request.path}"})
+
+    def _handle_local(self, request: HttpRequest) -> HttpResponse:
+        for route in self.local_routes:
+            parameters = route.match(request.path)
+            if parameters is not None and route.method == request.method:
+                return route.handler(request, parameters)
+        return HttpResponse.json(404, {"message": f"No local endpoint {request.method} {request.path}"})
+
+
+def parse_request(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes, ip: str
+) -> HttpRequest:
+    """Split a raw request target into the stage-less path, the stage path and the query."""
+    parts = urlsplit(target)
+    path = parts.path or "/"
+    stage_prefix = f"/{STAGE}"
+    if path == stage_prefix or path.startswith(stage_prefix + "/"):
+        stage_path = path
+        path = path[len(stage_prefix) :] or "/"
+    else:
+        stage_path = stage_prefix + path
+    return HttpRequest(
+        method=method.upper(),
+        path=path,
+        stage_path=stage_path,
+        query=parse_qsl(parts.query, keep_blank_values=True),
+        headers=headers,
+        body=body,
+        source_ip=ip,
+    )
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _GatewayHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = parse_request(
+            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+        )
+        try:
+            response = self.server.gateway.handle(request)
+        except Exception:
+            logger.exception("local API gateway failed on %s %s", request.method, request.path)
+            response = HttpResponse.json(500, {"message": "local API gateway error; see the stack's log"})
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("api gateway request: %s", format % args)
+
+
+class _GatewayHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    gateway: ApiGateway
+
+
+class ApiGatewayServer:
+    """The threaded HTTP server on 127.0.0.1 in front of an `ApiGateway`."""
+
+    def __init__(self, gateway: ApiGateway, port: int = 3000) -> None:
+        self._server = _GatewayHttpServer(("127.0.0.1", port), _RequestHandler)
+        self._server.gateway = gateway
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> ApiGatewayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
