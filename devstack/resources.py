@@ -289,7 +289,12 @@ def create_stack(
     creator = _Creator(stack, secret_values or {})
     handlers = _handlers(creator)
 
-    pending = dict(template["Resources"])
+    # As in CloudFormation, a resource whose Condition is false is not created.
+    pending = {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if "Condition" not in resource or resolver.condition(resource["Condition"])
+    }
     while pending:
         progressed = False
         for logical_id, resource in list(pending.items()):

@@ -73,7 +73,13 @@ class MediaResponse:
     source: str
 
     def read(self, amt: int = -1) -> bytes:
-        return self.raw.read(None if amt is None or amt < 0 else amt)
+        """Return up to `amt` bytes; raises WeChatTransportError when the download breaks off."""
+        try:
+            return self.raw.read(None if amt is None or amt < 0 else amt)
+        except urllib3.exceptions.HTTPError as err:
+            raise WeChatTransportError(
+                f"media download broke off ({type(err).__name__}); retry later"
+            ) from None
 
     def close(self) -> None:
         self.raw.close()
@@ -136,7 +142,6 @@ class WeChatHttp:
         path: str,
         body: bytes | None = None,
         secret: str | None = None,
-        stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request; raises WeChatTransportError on timeouts, connection errors and HTTP 5xx.
 
@@ -153,7 +158,8 @@ class WeChatHttp:
                 timeout=self._timeout,
                 retries=False,
                 redirect=False,
-                preload_content=not stream,
+                # Bodies are read by the caller: read_json caps JSON answers, media is streamed.
+                preload_content=False,
             )
         except urllib3.exceptions.HTTPError as err:
             reason = _scrub(f"{type(err).__name__}: {err}", secret)
@@ -170,7 +176,7 @@ class WeChatHttp:
         return response
 
     def read_json(self, response: urllib3.BaseHTTPResponse, path: str) -> dict[str, Any]:
-        """Read a (streamed or preloaded) JSON answer of at most MAX_JSON_BYTES."""
+        """Read a JSON answer of at most MAX_JSON_BYTES and release the connection."""
         try:
             body = response.read(MAX_JSON_BYTES + 1)
         except urllib3.exceptions.HTTPError:
@@ -263,7 +269,7 @@ class WeChatApiClient:
     def _open_media_once(self, media_id: str, token: str) -> MediaResponse | dict[str, Any]:
         path = "cgi-bin/media/get"
         response = self._http.request(
-            "GET", self._url(path, token, {"media_id": media_id}), path, secret=token, stream=True
+            "GET", self._url(path, token, {"media_id": media_id}), path, secret=token
         )
         content_type = _content_type(response)
         if content_type in _JSON_CONTENT_TYPES:
@@ -275,7 +281,7 @@ class WeChatApiClient:
         path = "video_url"
         if urlsplit(video_url).scheme not in {"http", "https"}:
             raise WeChatProtocolError("WeChat returned a video_url that is not an http(s) URL")
-        response = self._http.request("GET", video_url, path, stream=True)
+        response = self._http.request("GET", video_url, path)
         content_type = _content_type(response)
         if content_type in _JSON_CONTENT_TYPES:
             document = self._http.read_json(response, path)
