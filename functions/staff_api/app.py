@@ -1,0 +1,232 @@
+"""staff-api: the REST API through which staff and the 12345 platform read and act on tickets.
+
+API Gateway authorizes every route with AWS_IAM (SigV4). The handler also rejects, with 403, any
+request whose `requestContext.identity` names no caller, so an unsigned request cannot act even if
+the authorizer were removed from the template. Powertools validates parameters and bodies against
+the models below, which are also the source of the OpenAPI document (`openapi.json` at the
+repository root; regenerate it with `python -m functions.staff_api.export_openapi`).
+
+Errors are `{"code": ..., "message": ...}` with the message in Simplified Chinese from the
+`[api_error]` texts: 400 invalid input, 403 no caller, 404 unknown ticket or route, 409 an action
+that the ticket's status (or a concurrent change) does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from botocore.config import Config
+from pydantic import BaseModel, Field
+
+from intake import clock, texts
+from intake.event_bus import EventPublisher
+from intake.media_storage import presigned_media_url
+from intake.records import EVENT_SOURCE_STAFF
+from intake.settings import get_settings
+from intake.ticket_actions import MergeTargetError, TicketActions, TicketNotFoundError
+from intake.ticket_repository import ConcurrentTicketChangeError, TicketRepository
+from intake.ticket_search import InvalidPageTokenError, TicketFilter, TicketSearch, ticket_children
+from intake.ticket_status import TicketStatus
+from intake.ticket_view import Ticket, TicketSummary, ticket_detail, ticket_summary
+from intake.workflow import InvalidActionInputError, StaffActionRequest, TransitionNotAllowedError
+from intake.workflow_config import get_workflow_config
+from intake.working_days import get_calendar
+
+# Presigned media URLs expire after this many seconds.
+MEDIA_URL_SECONDS = 300
+
+logger = Logger()
+app = APIGatewayRestResolver(enable_validation=True)
+
+settings = get_settings()
+table = boto3.resource("dynamodb").Table(settings.table_name)
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+events = boto3.client("events")
+
+actions = TicketActions(
+    repository=TicketRepository(table=table, client=table.meta.client),
+    publisher=EventPublisher(events, settings.event_bus_name, source=EVENT_SOURCE_STAFF),
+    config=get_workflow_config(),
+    calendar=get_calendar(),
+)
+search = TicketSearch(table)
+
+
+class Error(BaseModel):
+    code: str = Field(description="bad_request, forbidden, not_found, conflict or internal")
+    message: str = Field(description="What went wrong, in Simplified Chinese")
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    next_token: str | None = Field(description="Pass as next_token for the next page; null on the last page")
+
+
+class ActionResult(BaseModel):
+    ticket: Ticket
+    history_entry_id: str = Field(description="Sort key of the history entry this action appended")
+    events_published: bool = Field(description="False when the event bus rejected the change's events")
+
+
+_ERROR_RESPONSES: dict[int, Any] = {
+    code: {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": Error}}}
+    for code in (400, 403, 404, 409)
+}
+
+
+def error_response(status: HTTPStatus, code: str, **params: object) -> Response[str]:
+    body = {"code": code, "message": texts.text(f"api_error.{code}", **params)}
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, ensure_ascii=False),
+    )
+
+
+def caller_arn(event: dict[str, Any]) -> str | None:
+    """Return the IAM caller that API Gateway authenticated, or None for an unsigned request."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return identity.get("userArn") or identity.get("caller") or None
+
+
+def media_url(s3_key: str) -> str | None:
+    """Return a presigned GET URL, or None for a key outside the media prefix (logged, never served)."""
+    try:
+        return presigned_media_url(s3_key, MEDIA_URL_SECONDS, s3_client=s3, bucket=settings.media_bucket)
+    except ValueError:
+        logger.warning("media key outside the media prefix not presigned", extra={"s3_key": s3_key})
+        return None
+
+
+def iso_bound(value: datetime | None) -> str | None:
+    """Return a query bound as UTC ISO 8601; a value without a zone is China Standard Time."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=clock.CHINA_TZ)
+    return clock.iso_utc(value.astimezone(UTC).timestamp())
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(error: RequestValidationError) -> Response[str]:
+    fields = sorted({".".join(str(part) for part in item["loc"]) for item in error.errors()})
+    logger.warning("request rejected as invalid", extra={"fields": fields, "path": app.current_event.path})
+    return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail=", ".join(fields))
+
+
+@app.exception_handler([InvalidActionInputError, InvalidPageTokenError])
+def handle_invalid_value(error: ValueError) -> Response[str]:
+    logger.warning("request rejected as invalid", extra={"error": str(error)})
+    detail = (
+        f"{error.field_name}={error.value}" if isinstance(error, InvalidActionInputError) else "next_token"
+    )
+    return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail=detail)
+
+
+@app.exception_handler(TicketNotFoundError)
+def handle_ticket_not_found(error: TicketNotFoundError) -> Response[str]:
+    logger.info("ticket not found", extra={"ticket_id": error.ticket_id})
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", detail=f"工单 {error.ticket_id}")
+
+
+@app.not_found
+def handle_unknown_route(error: NotFoundError) -> Response[str]:
+    logger.info("route not found", extra={"path": app.current_event.path})
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", detail=app.current_event.path)
+
+
+@app.exception_handler([TransitionNotAllowedError, ConcurrentTicketChangeError, MergeTargetError])
+def handle_conflict(error: Exception) -> Response[str]:
+    logger.info("action conflicts with the ticket", extra={"error": str(error)})
+    if isinstance(error, TransitionNotAllowedError):
+        detail = f"工单状态为「{texts.status_label(error.status)}」，不能执行 {error.action}"
+    elif isinstance(error, MergeTargetError):
+        detail = f"目标工单 {error.into} 状态为「{texts.status_label(error.status or '')}」，不能合并"
+    else:
+        detail = "工单已被他人修改，请刷新后重试"
+    return error_response(HTTPStatus.CONFLICT, "conflict", detail=detail)
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response[str]:
+    logger.error("request failed", exc_info=error)
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal")
+
+
+@app.get("/tickets", responses={200: {"description": "A page of tickets"}, **_ERROR_RESPONSES})
+def list_tickets(
+    status: Annotated[TicketStatus | None, Query()] = None,
+    appeal_type: Annotated[
+        str | None, Query(pattern="^(consultation|help|complaint|report|suggestion)$")
+    ] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    citizen: Annotated[str | None, Query(max_length=128, description="The citizen's OpenID")] = None,
+    created_from: Annotated[datetime | None, Query(description="ISO 8601; no zone means China time")] = None,
+    created_to: Annotated[datetime | None, Query(description="ISO 8601; no zone means China time")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    next_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> TicketPage:
+    filters = TicketFilter(
+        status=status.value if status else None,
+        appeal_type=appeal_type,
+        department=department,
+        overdue=overdue,
+        citizen=citizen,
+        created_from=iso_bound(created_from),
+        created_to=iso_bound(created_to),
+    )
+    now = clock.now()
+    items, token = search.find(filters, limit, next_token, now)
+    config = get_workflow_config()
+    return TicketPage(items=[ticket_summary(item, config, now) for item in items], next_token=token)
+
+
+@app.get("/tickets/<ticket_id>", responses={200: {"description": "The ticket"}, **_ERROR_RESPONSES})
+def get_ticket(ticket_id: Annotated[str, Path(max_length=64)]) -> Ticket:
+    item = actions.get_ticket_item(ticket_id)
+    children = ticket_children(table, ticket_id)
+    return ticket_detail(item, children, get_workflow_config(), clock.now(), media_url)
+
+
+@app.post("/tickets/<ticket_id>/actions", responses={200: {"description": "Applied"}, **_ERROR_RESPONSES})
+def act_on_ticket(
+    ticket_id: Annotated[str, Path(max_length=64)],
+    request: Annotated[StaffActionRequest, Body()],
+) -> ActionResult:
+    caller = caller_arn(app.current_event.raw_event) or ""
+    result = actions.apply(ticket_id, request, caller)
+    children = ticket_children(table, ticket_id)
+    ticket = ticket_detail(result.ticket, children, get_workflow_config(), clock.now(), media_url)
+    return ActionResult(
+        ticket=ticket,
+        history_entry_id=str(result.history_entry["SK"]),
+        events_published=result.events_published,
+    )
+
+
+def forbidden() -> dict[str, Any]:
+    body = {"code": "forbidden", "message": texts.text("api_error.forbidden")}
+    return {
+        "statusCode": HTTPStatus.FORBIDDEN,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if caller_arn(event) is None:
+        logger.warning("request without an IAM caller rejected", extra={"path": event.get("path")})
+        return forbidden()
+    return app.resolve(event, context)

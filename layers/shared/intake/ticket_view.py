@@ -1,0 +1,175 @@
+"""The JSON shape of tickets in the staff API, built from the ticket, message and history items."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from intake import texts
+from intake.ticket_search import is_overdue
+from intake.workflow_config import WorkflowConfig
+
+
+def plain(value: Any) -> Any:
+    """Return a DynamoDB value with Decimal turned into int or float and sets into sorted lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(item) for item in value)
+    return value
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(_View):
+    latitude: float
+    longitude: float
+    label: str | None = None
+    source: str | None = None
+    scale: int | None = None
+    reported_at: int | None = None
+
+
+class Media(_View):
+    status: str | None = Field(default=None, description="pending, stored or lost")
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    url: str | None = Field(default=None, description="Presigned S3 GET URL, valid for 300 seconds")
+
+
+class Message(_View):
+    msg_id: str
+    msg_type: str
+    created_at: str
+    content: str | None = None
+    media: Media | None = None
+    location: Location | None = None
+    link: dict[str, Any] | None = None
+    recognition: str | None = None
+
+
+class HistoryEntry(_View):
+    at: str
+    entry_type: str
+    actor: str
+    before_status: str | None = None
+    after_status: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketSummary(_View):
+    ticket_id: str
+    status: str
+    status_label: str
+    citizen: str | None = Field(default=None, description="The citizen's OpenID")
+    appeal_type: str | None = None
+    category: str | None = None
+    urgent: bool = False
+    department: str | None = None
+    department_name: str | None = None
+    deadline: str | None = Field(default=None, description="UTC ISO 8601; 17:30 China time of a working day")
+    overdue: bool
+    created_at: str
+    updated_at: str | None = None
+    location: Location | None = None
+
+
+class Ticket(TicketSummary):
+    messages: list[Message]
+    history: list[HistoryEntry]
+    merged_into: str | None = None
+    merged_tickets: list[str] = Field(default_factory=list)
+    extension_request: dict[str, Any] | None = None
+    extensions: list[dict[str, Any]] = Field(default_factory=list)
+    reply_text: str | None = None
+    rejected_reason: str | None = None
+    return_reason_code: str | None = None
+    rating: dict[str, Any] | None = None
+    version: int = 0
+
+
+def ticket_summary(item: dict[str, Any], config: WorkflowConfig, now: float) -> TicketSummary:
+    department = item.get("department")
+    return TicketSummary(
+        ticket_id=str(item["ticket_id"]),
+        status=str(item["status"]),
+        status_label=texts.status_label(str(item["status"])),
+        citizen=None if item.get("open_id_pseudonymized") else item.get("open_id"),
+        appeal_type=item.get("appeal_type"),
+        category=item.get("category"),
+        urgent=bool(item.get("urgent", False)),
+        department=department,
+        department_name=config.department_name(str(department)) if department else None,
+        deadline=item.get("deadline"),
+        overdue=is_overdue(item, now),
+        created_at=str(item.get("created_at", "")),
+        updated_at=item.get("updated_at"),
+        location=plain(item["location"]) if item.get("location") else None,
+    )
+
+
+def _message(item: dict[str, Any], media_url: Callable[[str], str | None]) -> Message:
+    media = None
+    if item.get("media"):
+        stored = plain(item["media"])
+        s3_key = stored.pop("s3_key", None)
+        fields = {name: value for name, value in stored.items() if name in Media.model_fields}
+        media = Media(**fields, url=media_url(s3_key) if s3_key else None)
+    return Message(
+        msg_id=str(item.get("msg_id", "")),
+        msg_type=str(item.get("msg_type", "")),
+        created_at=str(item.get("created_at", "")),
+        content=item.get("content"),
+        media=media,
+        location=plain(item["location"]) if item.get("location") else None,
+        link=item.get("link"),
+        recognition=item.get("recognition"),
+    )
+
+
+def _history_entry(item: dict[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        at=str(item["at"]),
+        entry_type=str(item["entry_type"]),
+        actor=str(item["actor"]),
+        before_status=item.get("before_status"),
+        after_status=item.get("after_status"),
+        detail=plain(item.get("detail") or {}),
+    )
+
+
+def ticket_detail(
+    item: dict[str, Any],
+    children: list[dict[str, Any]],
+    config: WorkflowConfig,
+    now: float,
+    media_url: Callable[[str], str | None],
+) -> Ticket:
+    """Return the full ticket; `children` are the items under its partition key (messages, history)."""
+    summary = ticket_summary(item, config, now)
+    messages = [_message(child, media_url) for child in children if str(child["SK"]).startswith("MSG#")]
+    history = [_history_entry(child) for child in children if str(child["SK"]).startswith("HIST#")]
+    return Ticket(
+        **summary.model_dump(),
+        messages=messages,
+        history=history,
+        merged_into=item.get("merged_into"),
+        merged_tickets=plain(item.get("merged_tickets", set())),
+        extension_request=plain(item.get("extension_request")),
+        extensions=plain(item.get("extensions", [])),
+        reply_text=item.get("reply_text"),
+        rejected_reason=item.get("rejected_reason"),
+        return_reason_code=item.get("return_reason_code"),
+        rating=plain(item.get("rating")),
+        version=int(item.get("version", 0)),
+    )
