@@ -321,14 +321,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("local API gateway failed on %s %s", request.method, request.path)
             response = HttpResponse.json(500, {"message": "local API gateway error; see the stack's log"})
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first, as WeChat does after 5 s; the function's work still counts.
+            logger.info(
+                "client closed the connection before the answer to %s %s", request.method, request.path
+            )
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
 
@@ -347,7 +354,9 @@ class ApiGatewayServer:
     def __init__(self, gateway: ApiGateway, port: int = 3000) -> None:
         self._server = _GatewayHttpServer(("127.0.0.1", port), _RequestHandler)
         self._server.gateway = gateway
-        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-gateway", daemon=True
+        )
 
     @property
     def url(self) -> str:

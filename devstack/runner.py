@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,11 @@ class LocalStackConfig:
     schedules: bool = True
     run_schedules_at_start: bool = True
     api_concurrency: int = API_CONCURRENCY
+    # Cold-start one worker of every API function before the stack reports ready, because a cold
+    # start on this runner can take several seconds of WeChat's 5-second response limit.
+    prewarm_api_functions: bool = True
+    # Scales every function's Timeout; above 1 only to keep tests stable on a loaded machine.
+    timeout_multiplier: float = 1.0
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> LocalStackConfig:
@@ -152,7 +158,7 @@ class LocalStack:
             has_api = any(event.get("Type") == "Api" for event in spec.events.values())
             concurrency = config.api_concurrency if has_api else BACKGROUND_CONCURRENCY
             self.pools[spec.logical_id] = FunctionPool(
-                spec, self._environment(spec), concurrency, self.invocation_log
+                spec, self._environment(spec), concurrency, self.invocation_log, config.timeout_multiplier
             )
             if not self.pools[spec.logical_id].present:
                 logger.warning(
@@ -161,6 +167,7 @@ class LocalStack:
                     spec.code_uri / f"{spec.module_name}.py",
                 )
 
+        self._prewarm()
         self._gateway_server = ApiGatewayServer(
             ApiGateway(api_routes(self._template), self._invoke_from_api, self._local_routes()), config.port
         ).start()
@@ -172,6 +179,19 @@ class LocalStack:
         )
         if config.schedules:
             self._scheduler.start(present=lambda function: self.pools[function].present)
+
+    def _prewarm(self) -> None:
+        if not self.config.prewarm_api_functions:
+            return
+        threads = [
+            threading.Thread(target=pool.prewarm, name=f"prewarm-{logical_id}", daemon=True)
+            for logical_id, pool in self.pools.items()
+            if any(event.get("Type") == "Api" for event in pool.spec.events.values())
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def _parameter_overrides(self) -> dict[str, str]:
         assert self.emulator is not None
@@ -290,6 +310,7 @@ class LocalStack:
         self.stack.resolver.parameters.update(self._parameter_overrides())
         for spec in function_specs(self.stack.template, self.stack.resolver):
             self.pools[spec.logical_id].reconfigure(spec, self._environment(spec))
+        self._prewarm()
 
     def invocations(self, function: str | None = None) -> list[Invocation]:
         return self.invocation_log.records(function)
@@ -330,6 +351,7 @@ class LocalStack:
             LocalRoute("POST", "/_local/schedule/{name}", self._run_schedule_endpoint),
             LocalRoute("GET", "/_local/wechat/sent", self._sent_endpoint),
             LocalRoute("GET", "/_local/invocations", self._invocations_endpoint),
+            LocalRoute("GET", "/_local/info", self._info_endpoint),
             LocalRoute(
                 "GET",
                 "/_local/health",
@@ -345,6 +367,17 @@ class LocalStack:
         if not invocation.ok:
             return HttpResponse.json(502, invocation.error_document())
         return HttpResponse.json(200, invocation.result)
+
+    def _info_endpoint(self, request: HttpRequest, parameters: dict[str, str]) -> HttpResponse:
+        return HttpResponse.json(
+            200,
+            {
+                "webhook_url": self.webhook_url,
+                "emulator_url": self.emulator_url,
+                "moto_url": self.moto_url,
+                "message_mode": self.stack.resolver.parameters.get("MessageMode") if self.stack else None,
+            },
+        )
 
     def _sent_endpoint(self, request: HttpRequest, parameters: dict[str, str]) -> HttpResponse:
         assert self.emulator is not None

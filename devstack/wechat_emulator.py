@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-# The AppID and AppSecret the emulator accepts unless told otherwise (the local stack's defaults).
+# The AppID and AppSecret the emulator accepts by default (the local stack's defaults).
 DEFAULT_APP_ID = "wx134c8103faa5a59e"
 DEFAULT_APP_SECRET = "local-app-secret"  # noqa: S105 - a local test credential, not a secret
 
@@ -100,7 +100,7 @@ logger = logging.getLogger(__name__)
 
 
 class WeChatApiError(Exception):
-    """A WeChat errcode answer."""
+    """A WeChat error response, sent as `{"errcode": ..., "errmsg": ...}` with HTTP 200."""
 
     def __init__(self, errcode: int) -> None:
         super().__init__(ERRORS.get(errcode, "error"))
@@ -136,7 +136,7 @@ class Fault:
 
 @dataclass
 class EmulatorState:
-    """Everything the emulator knows; all access goes through `lock`."""
+    """The emulator's users, tokens, media, faults and call log. Every access holds `lock`."""
 
     app_id: str
     app_secret: str
@@ -226,7 +226,7 @@ class EmulatorState:
 
     def issue_token(self, api: str, app_id: str | None, secret: str | None, grant_type: str | None,
                     force_refresh: bool = False) -> dict[str, Any]:  # fmt: skip
-        """Return a token answer; `cgi-bin/token` and a forced stable_token replace the current token."""
+        """Issue or return an access token. `cgi-bin/token` and a forced stable_token replace the current one."""
         with self.lock:
             self._check_app(app_id, secret, grant_type)
             self.token_calls[api] = self.token_calls.get(api, 0) + 1
@@ -598,7 +598,10 @@ class WeChatEmulator:
         self._server = _EmulatorHttpServer(("127.0.0.1", port), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="wechat-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="wechat-emulator",
+            daemon=True,
         )
 
     @property
