@@ -76,6 +76,7 @@ class Stack:
     session: boto3.session.Session
     endpoint_url: str | None = None
     created: list[str] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def resources(self) -> dict[str, Physical]:
@@ -88,7 +89,10 @@ class Stack:
         return self.resources[logical_id].attributes[name]
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url)
+        """Return this stack's boto3 client for `service`, created once (a client costs tens of ms)."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url)
+        return self._clients[service]
 
     def queues(self) -> dict[str, str]:
         """Return queue URL by logical id for every queue in the template."""
@@ -212,9 +216,17 @@ class _Creator:
         )
 
     def bucket_policy(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        self.stack.client("s3").put_bucket_policy(
-            Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"])
-        )
+        # The emulated endpoints speak plain HTTP on loopback, so a statement that denies requests
+        # without TLS (aws:SecureTransport false) would deny every local request; it is left out here
+        # and applies only in the cloud.
+        document = dict(props["PolicyDocument"])
+        document["Statement"] = [
+            statement
+            for statement in document.get("Statement", [])
+            if "aws:SecureTransport" not in statement.get("Condition", {}).get("Bool", {})
+        ]
+        if document["Statement"]:
+            self.stack.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
         return Physical(ref=self.physical_name(logical_id))
 
     def event_bus(self, logical_id: str, props: dict[str, Any]) -> Physical:
