@@ -309,7 +309,10 @@ class LocalStack:
         self.config.parameter_overrides.update(overrides)
         self.stack.resolver.parameters.update(self._parameter_overrides())
         for spec in function_specs(self.stack.template, self.stack.resolver):
-            self.pools[spec.logical_id].reconfigure(spec, self._environment(spec))
+            pool = self.pools[spec.logical_id]
+            environment = self._environment(spec)
+            if environment != pool.environment or spec.events != pool.spec.events:
+                pool.reconfigure(spec, environment)
         self._prewarm()
 
     def invocations(self, function: str | None = None) -> list[Invocation]:

@@ -401,6 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             payload = self._body() if method == "POST" else None
         except json.JSONDecodeError:
+            logger.warning("request body of %s is not valid JSON", parts.path)
             self._json(WeChatApiError(47001).document())
             return
         if parts.path.startswith("/_emulator/"):
@@ -573,6 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json({"error": f"unknown control endpoint {method} /_emulator/{name}"}, status=404)
         except (KeyError, TypeError, ValueError) as error:
+            logger.warning("invalid control request %s /_emulator/%s: %r", method, name, error)
             self._json({"error": f"invalid control request: {error!r}"}, status=400)
 
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 OPENID = "oINTEGRATION000000000000001"
 
 
-@pytest.fixture(params=["plain", "compatible", "safe"])
+# Module scope groups the tests by mode, so the functions cold-start once per mode.
+@pytest.fixture(scope="module", params=["plain", "compatible", "safe"])
 def simulator(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[Simulator]:
     for function in ("WebhookVerifyFunction", "MessageIngestFunction"):
         if not local_stack.pools[function].present:
@@ -77,10 +78,15 @@ def test_text_push_becomes_one_inbound_record(simulator: Simulator, local_stack:
 
 
 def test_push_with_bad_signature_is_rejected(simulator: Simulator, local_stack: LocalStack) -> None:
-    simulator.credentials = Credentials("WRONGTOKEN", "wx134c8103faa5a59e", "A" * 43, "gh_97417a04a28d")
-    simulator.retries = 0
+    forger = Simulator(
+        simulator.url,
+        Credentials("WRONGTOKEN", "wx134c8103faa5a59e", "A" * 43, "gh_97417a04a28d"),
+        mode=simulator.mode,
+        timeout=simulator.timeout,
+        retries=0,
+    )
 
-    attempts = simulator.push("text", OPENID, Content="伪造")
+    attempts = forger.push("text", OPENID, Content="伪造")
 
     assert not attempts[-1].accepted
     assert attempts[-1].status is not None

@@ -209,3 +209,13 @@ def test_server_passes_binary_body_base64(server: ApiGatewayServer, invoker: Rec
 
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\x00\xff\xfe"
+
+
+def test_malformed_proxy_response_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    invocation = Invocation(function="StaffApiFunction", source="api", request_id="r", ok=True, result=["x"])
+
+    with caplog.at_level("ERROR", logger="devstack.api_gateway"):
+        response = proxy_response(invocation)
+
+    assert response.status == 502
+    assert "StaffApiFunction returned a malformed proxy response" in caplog.text

@@ -159,3 +159,20 @@ def test_fifo_queue_keeps_group_order(local_stack: LocalStack) -> None:
     assert record["attributes"]["MessageGroupId"] == "citizen-1"
     assert record["attributes"]["MessageDeduplicationId"].startswith("d")
     assert json.loads(json.dumps(record))["eventSourceARN"].endswith(".fifo")
+
+
+def test_invalid_batch_item_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    invocation = Invocation(
+        function="BatchFunction",
+        source="sqs",
+        request_id="r",
+        ok=True,
+        result={"batchItemFailures": [{"x": 1}]},
+    )
+
+    with caplog.at_level("ERROR", logger="devstack.event_sources"):
+        failed = failed_message_ids(invocation, [{"messageId": "a"}], partial=True)
+
+    assert failed == {"a"}
+    assert "invalid batchItemFailures" in caplog.text
+    assert "BatchFunction" in caplog.text

@@ -429,3 +429,37 @@ def test_reset_clears_state(emulator: WeChatEmulator) -> None:
 
     assert emulator.calls == []
     assert emulator.state.users == {}
+
+
+def test_control_request_without_required_field_is_400(
+    emulator: WeChatEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="devstack.wechat_emulator"):
+        response = requests.post(f"{emulator.url}/_emulator/media", json={"kind": "image"}, timeout=5)
+
+    assert response.status_code == 400
+    assert "invalid control request POST /_emulator/media" in caplog.text
+    assert "media_id" in response.json()["error"]
+    assert emulator.state.media == {}
+
+
+def test_control_request_with_unknown_media_kind_is_400(emulator: WeChatEmulator) -> None:
+    response = requests.post(
+        f"{emulator.url}/_emulator/media", json={"media_id": "M1", "kind": "gif"}, timeout=5
+    )
+
+    assert response.status_code == 400
+    assert "unknown media kind" in response.json()["error"]
+    assert emulator.state.media == {}
+
+
+def test_invalid_json_body_is_47001(emulator: WeChatEmulator) -> None:
+    response = requests.post(
+        f"{emulator.url}/cgi-bin/message/custom/send",
+        params={"access_token": _token(emulator)},
+        data=b"{not json",
+        timeout=5,
+    )
+
+    assert response.status_code == 200
+    assert response.json()["errcode"] == 47001
