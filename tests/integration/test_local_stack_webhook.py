@@ -25,7 +25,7 @@ def simulator(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterat
             pytest.skip(f"{function} is not written yet")
     mode = request.param
     local_stack.update_parameters(MessageMode=mode)
-    # A 15 s answer limit instead of WeChat's 5 s keeps a busy test machine from causing retries.
+    # A 15 s response limit instead of WeChat's 5 s keeps a busy test machine from causing retries.
     yield Simulator(local_stack.webhook_url, Credentials.from_environ({}), mode=mode, timeout=15)
     local_stack.update_parameters(MessageMode="safe")
 

@@ -100,7 +100,7 @@ def test_failed_message_ids_follow_lambda_rules(ok: bool, result: Any, expected:
     assert failed == expected
 
 
-def test_partial_failure_deletes_only_successes_and_poison_reaches_dlq(local_stack: LocalStack) -> None:
+def test_partial_failure_poison_reaches_dlq(local_stack: LocalStack) -> None:
     # GIVEN two good records and one the function reports as failed (maxReceiveCount is 2)
     sqs = local_stack.stack.client("sqs")
     queue = local_stack.stack.ref("WorkQueue")

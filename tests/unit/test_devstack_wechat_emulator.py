@@ -90,10 +90,10 @@ def test_stable_token_rotates_in_last_five_minutes(emulator: WeChatEmulator) -> 
     second = _token(emulator)
 
     assert second != first
-    assert _custom_text_errcode_for_token(emulator, first) != 40001
+    assert _menu_get_errcode(emulator, first) == 46003
 
 
-def _custom_text_errcode_for_token(emulator: WeChatEmulator, token: str) -> int:
+def _menu_get_errcode(emulator: WeChatEmulator, token: str) -> int:
     response = requests.get(f"{emulator.url}/cgi-bin/menu/get", params={"access_token": token}, timeout=5)
     return int(response.json().get("errcode", 0))
 
@@ -112,7 +112,7 @@ def test_stable_token_rejects_wrong_appid_and_secret(emulator: WeChatEmulator) -
     assert wrong_secret["errcode"] == 40125
 
 
-def test_token_endpoint_replaces_token_and_old_survives_five_minutes(emulator: WeChatEmulator) -> None:
+def test_token_endpoint_old_token_overlaps(emulator: WeChatEmulator) -> None:
     # GIVEN a token from stable_token
     old = _token(emulator)
 
@@ -122,10 +122,10 @@ def test_token_endpoint_replaces_token_and_old_survives_five_minutes(emulator: W
 
     # THEN both work for 5 minutes, then only the new one
     assert new != old
-    assert _custom_text_errcode_for_token(emulator, old) == 46003
+    assert _menu_get_errcode(emulator, old) == 46003
     _advance(emulator, 301)
-    assert _custom_text_errcode_for_token(emulator, old) == 42001
-    assert _custom_text_errcode_for_token(emulator, new) == 46003
+    assert _menu_get_errcode(emulator, old) == 42001
+    assert _menu_get_errcode(emulator, new) == 46003
 
 
 def test_force_refresh_replaces_token(emulator: WeChatEmulator) -> None:
@@ -142,13 +142,13 @@ def test_token_expires_after_two_hours(emulator: WeChatEmulator) -> None:
 
     _advance(emulator, 7201)
 
-    assert _custom_text_errcode_for_token(emulator, token) == 42001
+    assert _menu_get_errcode(emulator, token) == 42001
 
 
 def test_missing_and_invalid_access_token(emulator: WeChatEmulator) -> None:
     missing = requests.get(f"{emulator.url}/cgi-bin/menu/get", timeout=5).json()
 
-    invalid = _custom_text_errcode_for_token(emulator, "not-a-token")
+    invalid = _menu_get_errcode(emulator, "not-a-token")
 
     assert missing["errcode"] == 41001
     assert invalid == 40001
@@ -159,7 +159,7 @@ def test_tokens_invalidate_makes_current_token_invalid(emulator: WeChatEmulator)
 
     _control(emulator, "tokens/invalidate", {})
 
-    assert _custom_text_errcode_for_token(emulator, token) == 40001
+    assert _menu_get_errcode(emulator, token) == 40001
 
 
 # -- customer-service messages ----------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_template_send_dedups_client_msg_id(emulator: WeChatEmulator) -> None:
     assert len(emulator.sent) == 1
 
 
-def test_template_send_same_client_msg_id_after_ten_minutes_sends_again(emulator: WeChatEmulator) -> None:
+def test_template_send_dedup_expires(emulator: WeChatEmulator) -> None:
     _control(emulator, "users", {"openid": OPENID, "subscribed": True})
     first = _template(emulator, _token(emulator), client_msg_id="notice-1")
     _advance(emulator, 601)
