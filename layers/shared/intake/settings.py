@@ -42,6 +42,12 @@ class Settings:
     collecting_window_seconds: int
     openid_hash_key_secret_id: str
     local_stack: bool
+    # reply-push: WeChat send calls per second of one instance, and the first retry delay in seconds
+    # after a transient send failure (doubled on every further receive of the notice).
+    wechat_send_rate_per_second: int = 50
+    notice_retry_base_seconds: int = 30
+    # reply-push: seconds without sends after WeChat's minute quota error 45011.
+    wechat_minute_quota_pause_seconds: int = 60
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -67,6 +73,9 @@ class Settings:
             openid_hash_key_secret_id=os.environ.get("OPENID_HASH_KEY_SECRET_ID", ""),
             # Set only by the local runner (devstack); template.yaml never sets it.
             local_stack=os.environ.get("INTAKE_LOCAL_STACK", "") == "1",
+            wechat_send_rate_per_second=_int("WECHAT_SEND_RATE_PER_SECOND", 50),
+            notice_retry_base_seconds=_int("NOTICE_RETRY_BASE_SECONDS", 30),
+            wechat_minute_quota_pause_seconds=_int("WECHAT_MINUTE_QUOTA_PAUSE_SECONDS", 60),
         )
 
 
