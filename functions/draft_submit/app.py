@@ -5,8 +5,9 @@ Each submission is one transaction that also requires the draft's `last_message_
 so a message that ticket-write adds at the same moment wins and the draft keeps collecting.
 
 The transaction also puts the events and notices to publish into this function's outbox item
-(`PK=OUTBOX#draft-submit`, `SK={ticket_id}`). Each run first publishes and deletes what an earlier,
-failed run left there, so a failed PutEvents delays the events by a minute but never loses them.
+(`PK=OUTBOX#draft-submit`, `SK={ticket_id}`). Each run publishes and deletes every outbox entry, so
+events that a failed PutEvents left behind go out with the next successful run. An entry that cannot
+be published for 7 days expires through the table's TTL.
 """
 
 from __future__ import annotations

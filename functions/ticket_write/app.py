@@ -1,4 +1,4 @@
-"""ticket-write: turns queued WeChat pushes into tickets, exactly once per push, and answers self-service.
+"""ticket-write: turns queued WeChat pushes into tickets, exactly once per push, and replies to self-service.
 
 Three layers keep a push from landing twice:
 1. The FIFO queue's deduplication (MessageDeduplicationId = hash of the push's dedup id).

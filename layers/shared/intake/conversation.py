@@ -173,7 +173,7 @@ def classify(message: Message, profile: CitizenProfile | None, ticket_prefix: st
 
 @dataclass(frozen=True)
 class CitizenState:
-    """What ticket-write read before planning. `draft` is set only while it is still collecting."""
+    """The citizen's data as ticket-write read it before planning; `draft` is set only while it is collecting."""
 
     open_id: str
     profile: CitizenProfile | None
@@ -618,7 +618,7 @@ def plan_action(plan: Plan, action: Action, message: Message, state: CitizenStat
 
 
 def plan_self_service_reply(plan: Plan, message: Message, state: CitizenState, text: str) -> None:
-    """Answer a progress query or a ticket-number lookup (the text is rendered by intake.self_service)."""
+    """Queue the reply to a progress query or a ticket-number lookup, rendered by intake.self_service."""
     record_interaction(plan, state.profile, message.create_time)
     plan.notice(plan.reply_id(), NoticeKind.SELF_SERVICE, text)
     plan.outcome = "self_service_answered"

@@ -229,8 +229,8 @@ def marker_item(
 ) -> dict[str, Any]:
     """Return the push marker: proof that this push's changes are committed, with what is left to publish.
 
-    `pending_events` is the JSON of the events and notices to publish; it is removed once they are out,
-    so the OpenID in a notice stays in the marker only until publishing succeeds.
+    `pending_events` is the JSON of the media jobs, events and notices still to send. It is removed once
+    they are out, so the OpenID in a notice stays in the marker only until publishing succeeds.
     """
     item: dict[str, Any] = {
         **marker_key(dedup_hash),
@@ -331,7 +331,7 @@ class TicketRepository:
         return item
 
     def complete_marker(self, dedup_hash: str, at_iso: str) -> None:
-        """Record that the push's events are published and drop the pending copy (it holds an OpenID)."""
+        """Record that the push's events are published and drop the pending copy, which contains an OpenID."""
         self.table.update_item(
             Key=marker_key(dedup_hash),
             UpdateExpression="SET published_at = :at REMOVE pending_events",
@@ -400,7 +400,7 @@ class TicketRepository:
         return list(self._items_under(ticket_id, "HIST#"))
 
     def _items_under(self, ticket_id: str, sk_prefix: str | None = None) -> Iterator[dict[str, Any]]:
-        condition = Key("PK").eq(ticket_pk(ticket_id))
+        condition: Any = Key("PK").eq(ticket_pk(ticket_id))
         if sk_prefix:
             condition = condition & Key("SK").begins_with(sk_prefix)
         arguments: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
