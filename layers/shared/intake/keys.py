@@ -10,6 +10,7 @@ from __future__ import annotations
 TICKET_SK = "TICKET"
 CITIZEN_SK = "PROFILE"
 COUNTER_SK = "COUNTER"
+PUSH_SK = "PUSH"
 
 STATUS_INDEX = "StatusIndex"
 CITIZEN_INDEX = "CitizenIndex"
@@ -42,6 +43,11 @@ def dedup_pk(dedup_hash: str) -> str:
 def counter_pk(prefix: str, day: str) -> str:
     """Key of the per-day ticket-number counter; `day` is YYYYMMDD in China Standard Time."""
     return f"COUNTER#{prefix}{day}"
+
+
+def outbox_pk(producer: str) -> str:
+    """Key of a producer's outbox: events committed with a write but not yet published (SK = ticket id)."""
+    return f"OUTBOX#{producer}"
 
 
 def notice_pk(notice_id: str) -> str:
