@@ -1,8 +1,9 @@
 """reply-push: sends CitizenNotice events from the outbound queue to citizens over WeChat.
 
-Each SQS body is the EventBridge envelope of a `CitizenNoticeRequested` event. A notice is delivered
-at most once per `notice_id` (Powertools idempotency plus the notice's ledger item, see
-intake.notice_delivery). Failures come back to this function as follows:
+Each SQS body is the EventBridge envelope of a `CitizenNoticeRequested` event. A redelivered record
+is not sent again (Powertools idempotency keyed by `notice_id`, plus the notice's ledger item in
+intake.notice_delivery). The one exception is a part whose earlier send has no recorded result
+because the function crashed or WeChat timed out: that part is sent again. Failures are handled so:
 
 - Malformed body, envelope or notice: batch item failure and an error log line; after the queue's
   5 receives the record is in the dead-letter queue. Nothing is sent or stored.

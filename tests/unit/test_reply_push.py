@@ -238,7 +238,7 @@ def test_reply_push_closed_window_goes_by_template(
     assert [entry["detail"]["channel"] for entry in entries] == ["template"]
 
 
-def test_reply_push_window_closed_at_wechat_falls_back_once(
+def test_reply_push_stale_window_falls_back_once(
     stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
 ) -> None:
     # GIVEN a profile that still shows an open window while WeChat has closed it
@@ -259,7 +259,7 @@ def test_reply_push_window_closed_at_wechat_falls_back_once(
     ]
 
 
-def test_reply_push_quota_used_at_wechat_falls_back_once(
+def test_reply_push_wechat_quota_falls_back_once(
     stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
 ) -> None:
     add_citizen(emulator, table, "oUsed")
@@ -366,7 +366,7 @@ def test_reply_push_no_profile_is_undeliverable(
     ]
 
 
-def test_reply_push_unknown_errcode_fails_to_dead_letter_path(
+def test_reply_push_unknown_errcode_fails_record(
     stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
 ) -> None:
     add_citizen(emulator, table, "oBadTemplate", last_message_ago=None)
@@ -472,10 +472,10 @@ def test_reply_push_welcome_outside_window_is_undeliverable(
 
 
 @pytest.mark.slow
-def test_reply_push_burst_with_minute_quota_sends_each_once(
+def test_reply_push_burst_sends_each_once(
     stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
 ) -> None:
-    # GIVEN 200 notices for 50 citizens inside their windows, and WeChat answering 45011 now and then
+    # GIVEN 200 notices for 50 citizens inside their windows, and WeChat returning 45011 six times
     citizens = [f"oStorm{index:02d}" for index in range(50)]
     for open_id in citizens:
         add_citizen(emulator, table, open_id)

@@ -93,9 +93,9 @@ def claim_cs_quota(table: Any, open_id: str, now: float) -> Decimal | None:
 
 
 def release_cs_quota(table: Any, open_id: str, window_start: Decimal) -> None:
-    """Give back a claimed unit after WeChat definitely did not send the message (an errcode answer).
+    """Give back a claimed unit after WeChat returned an errcode, so the message was not sent.
 
-    Nothing changes when the citizen has written since (ticket-write has reset the counter).
+    Nothing changes when the citizen has written since, because ticket-write has reset the counter.
     """
     try:
         table.update_item(
@@ -110,7 +110,7 @@ def release_cs_quota(table: Any, open_id: str, window_start: Decimal) -> None:
 
 
 def close_cs_window(table: Any, open_id: str, window_start: Decimal, errcode: int) -> None:
-    """Mark the window as used up after WeChat answered 45015 (window closed) or 45047 (quota used).
+    """Mark the window as used up after WeChat returned 45015 (window closed) or 45047 (quota used).
 
     Sets `cs_quota_used` to the quota, so no further customer-service send is tried until the
     citizen writes again; a newer window that ticket-write opened in the meantime is left alone.

@@ -8,9 +8,9 @@ and a repeated delivery harmless:
   continues after the parts already sent.
 - `in_flight`: the part and channel of a send whose result is not recorded yet. It is set before each
   WeChat call and removed with the result. Finding it set means the previous attempt crashed or
-  timed out between the send and the record; that part is sent again (template messages carry the
+  timed out between the send and the record. That part is sent again (template messages carry the
   notice's `client_msg_id`, so WeChat drops a repeat within 10 minutes), and the history entry of
-  the repeat says so.
+  the repeat has `resent_after_unknown_result: true`.
 
 Every send attempt writes a history entry on the notice's ticket (`notice_sent`, `notice_failed`,
 `notice_undeliverable`) in the same DynamoDB transaction as the ledger change. Notices without a
@@ -129,7 +129,7 @@ def notice_parts(notice: CitizenNotice) -> list[Part]:
 
 @dataclass
 class _Attempt:
-    """What one delivery run knows about its notice, for the history details and the log."""
+    """State of one delivery run of a notice, for the history details and the log."""
 
     notice: CitizenNotice
     parts_sent: int
@@ -210,16 +210,10 @@ class NoticeDelivery:
             },
         )
 
-    def _record(
-        self,
-        attempt: _Attempt,
-        entry_type: str,
-        detail: dict[str, Any],
-        set_values: dict[str, Any],
-        keep_in_flight: bool = False,
-    ) -> None:
-        """Apply one ledger change and write its history entry in one transaction, then log it."""
-        notice = attempt.notice
+    def _ledger_update(
+        self, notice_id: str, set_values: dict[str, Any], keep_in_flight: bool
+    ) -> dict[str, Any]:
+        """Build the transaction item that changes a ledger still in state `sending`."""
         names = {"#state": "state"}
         values: dict[str, Any] = {":sending": str(NoticeState.SENDING), ":now": Decimal(str(clock.now()))}
         assignments = ["updated_at = :now"]
@@ -230,32 +224,39 @@ class NoticeDelivery:
         expression = "SET " + ", ".join(assignments)
         if not keep_in_flight:
             expression += " REMOVE in_flight"
-        table_name = self._table.name
-        transaction: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": table_name,
-                    "Key": self._ledger_key(notice.notice_id),
-                    "UpdateExpression": expression,
-                    "ConditionExpression": "#state = :sending",
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
+        return {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": self._ledger_key(notice_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#state = :sending",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
-        ]
+        }
+
+    def _record(
+        self,
+        attempt: _Attempt,
+        entry_type: str,
+        detail: dict[str, Any],
+        set_values: dict[str, Any],
+        keep_in_flight: bool = False,
+    ) -> None:
+        """Apply one ledger change and write its history entry in one transaction, then log it."""
+        notice = attempt.notice
+        transaction = [self._ledger_update(notice.notice_id, set_values, keep_in_flight)]
         if notice.ticket_id:
             entry = history_item(
                 ticket_id=notice.ticket_id, entry_type=entry_type, actor="system", detail=detail
             )
-            transaction.append(
-                {
-                    "Put": {
-                        "TableName": table_name,
-                        "Item": entry,
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-            )
+            put = {
+                "TableName": self._table.name,
+                "Item": entry,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+            transaction.append({"Put": put})
+
         self._table.meta.client.transact_write_items(TransactItems=transaction)
         log = logger.warning if entry_type == "notice_failed" else logger.info
         log(

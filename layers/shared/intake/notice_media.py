@@ -2,9 +2,9 @@
 
 A customer-service image or voice message refers to a `media_id`, which `cgi-bin/media/upload`
 returns for a multipart upload (form field `media`). WeChat keeps the file for 3 days. The
-JSON-only `WeChatApiClient` cannot send multipart bodies, so this module makes the one request
-itself, with the same rules: the token only in the query string, never in a log or exception,
-and one refresh and retry when WeChat rejects the token.
+JSON-only `WeChatApiClient` cannot send multipart bodies, so this module makes the request itself.
+It keeps the client's rules: the token goes only in the query string and never into a log or an
+exception, and a rejected token is refreshed and the upload retried once.
 """
 
 from __future__ import annotations

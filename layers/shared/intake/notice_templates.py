@@ -1,9 +1,9 @@
 """Template messages: which template each notice kind uses and how its fields are filled.
 
 The configuration is `notice_templates.json` next to this module. The city replaces the placeholder
-template ids with the ids of the templates it picked in the WeChat console; a kind whose
-`template_id` is null has no template fallback (its notices reach only citizens inside the
-customer-service window). Each field maps to a list of value sources, tried in order until one
+template ids with the ids of the templates it picked in the WeChat console. A kind whose
+`template_id` is null has no template fallback, so its notices reach only citizens inside the
+customer-service window. Each field maps to a list of value sources, tried in order until one
 gives a non-empty value:
 
 - `ticket_id`: the notice's ticket id.

@@ -1,7 +1,7 @@
 """Pacing of WeChat send calls within one function instance: a token bucket plus a throttle pause.
 
-The bucket caps the calls per second of one instance (`WECHAT_SEND_RATE_PER_SECOND`, default 50);
-the event source mapping's maximum concurrency in template.yaml caps the number of instances, so
+The bucket caps the calls per second of one instance (`WECHAT_SEND_RATE_PER_SECOND`, default 50).
+The event source mapping's maximum concurrency in template.yaml caps the number of instances, so
 the product of both bounds the account's send rate. When WeChat itself reports a quota
 (45009 daily, 45011 per minute), `pause` stops every further send of this instance for a while, so
 the rest of the batch is put back on the queue without spending calls that would fail too.
