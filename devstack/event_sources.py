@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -75,6 +76,22 @@ def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
     return attribute
 
 
+def complete_eventbridge_envelope(body: str, account_id: str) -> str:
+    """Add the `account` field that moto (5.2.5) leaves out of EventBridge events it delivers to SQS.
+
+    EventBridge always sends `account`, and Powertools' EventBridgeModel requires it. Bodies that are
+    not such an envelope come back unchanged.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(document, dict) or "detail-type" not in document or "account" in document:
+        return body
+    document["account"] = account_id
+    return json.dumps(document, ensure_ascii=False)
+
+
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """Build one record of a Lambda SQS event from a ReceiveMessage message."""
     attributes = {
@@ -95,7 +112,7 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
     record: dict[str, Any] = {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
+        "body": complete_eventbridge_envelope(message["Body"], queue_arn.split(":")[4]),
         "attributes": attributes,
         "messageAttributes": {
             name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()

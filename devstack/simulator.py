@@ -137,7 +137,8 @@ class Simulator:
         self._tell_emulator("media", {"media_id": media_id, "kind": kind})
         return media_id
 
-    def _record_platform_state(self, msg_type: str, open_id: str, fields: dict[str, Any]) -> None:
+    def record_platform_state(self, msg_type: str, open_id: str, fields: dict[str, Any]) -> None:
+        """Tell the emulator what the WeChat platform learns from this push (follows, interactions)."""
         event = str(fields.get("Event", "")).lower()
         if msg_type == "event" and event == "subscribe":
             self._tell_emulator("users", {"openid": open_id, "subscribed": True})
@@ -194,7 +195,7 @@ class Simulator:
         """Send one push of `msg_type` with WeChat's element names as `fields` (MsgId is added)."""
         if msg_type != "event" and "MsgId" not in fields:
             fields["MsgId"] = int(new_msg_id())
-        self._record_platform_state(msg_type, open_id, fields)
+        self.record_platform_state(msg_type, open_id, fields)
         xml = wechat_push.message_xml(
             msg_type, open_id, self.credentials.original_id, int(time.time()), **fields
         )
