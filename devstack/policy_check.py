@@ -2,8 +2,9 @@
 
 It exits 1 on any of these: an Allow statement with a wildcard action or resource; a bucket that is
 public or not KMS-encrypted; a table without encryption or point-in-time recovery; a queue without
-encryption; a work queue without a dead-letter queue; a log group without retention. An API route
-other than the WeChat callback that skips AWS_IAM authorization fails it too.
+encryption; a work queue without a dead-letter queue; a log group without retention; an SNS topic
+without a KMS key; a CloudWatch alarm without an alarm action. An API route other than the WeChat
+callback that skips AWS_IAM authorization fails it too.
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ def find_violations(template: dict[str, Any]) -> list[str]:
             violations += _check_queue(logical_id, props, dead_letter_ids)
         elif kind == "AWS::Logs::LogGroup" and "RetentionInDays" not in props:
             violations.append(f"{logical_id}: log group has no RetentionInDays")
+        elif kind == "AWS::SNS::Topic" and not props.get("KmsMasterKeyId"):
+            violations.append(f"{logical_id}: topic is not encrypted (KmsMasterKeyId)")
+        elif kind == "AWS::CloudWatch::Alarm" and not props.get("AlarmActions"):
+            violations.append(f"{logical_id}: alarm notifies nobody (AlarmActions is empty)")
         elif kind == "AWS::Serverless::Api":
             default_auth = props.get("Auth", {}).get("DefaultAuthorizer")
             if default_auth != "AWS_IAM":

@@ -57,6 +57,14 @@ def _unauthenticated_staff_route(template: dict[str, Any]) -> None:
     event["Properties"]["Auth"] = {"Authorizer": "NONE"}
 
 
+def _unencrypted_topic(template: dict[str, Any]) -> None:
+    del template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+
+
+def _silent_alarm(template: dict[str, Any]) -> None:
+    del template["Resources"]["InboundDeadLetterQueueAlarm"]["Properties"]["AlarmActions"]
+
+
 def test_policy_check_passes_on_template() -> None:
     assert find_violations(TEMPLATE) == []
 
@@ -73,6 +81,8 @@ def test_policy_check_passes_on_template() -> None:
         (_unencrypted_queue, "OutboundQueue: queue is not encrypted"),
         (_log_group_without_retention, "StaffApiLogGroup: log group has no RetentionInDays"),
         (_unauthenticated_staff_route, "StaffApiFunction.ListTickets: route /tickets skips AWS_IAM"),
+        (_unencrypted_topic, "AlarmTopic: topic is not encrypted"),
+        (_silent_alarm, "InboundDeadLetterQueueAlarm: alarm notifies nobody"),
     ],
 )
 def test_policy_check_reports_violation(mutate: Callable[[dict[str, Any]], None], expected: str) -> None:
