@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
+
+import boto3
 
 from bench import report
 from bench.cold_start import baseline_sample, function_sample
 from bench.machine import describe
 from bench.package_size import measure_package_sizes
-from bench.warm_webhook import measure_warm_webhook
-from devstack.template import ROOT, Resolver, function_specs, load_template, parameter_values
+from bench.warm_webhook import CREDENTIALS, measure_warm_webhook
+from devstack.moto_server import MotoServer, fake_aws_environment
+from devstack.resources import create_stack
+from devstack.template import ROOT, FunctionSpec, function_specs, load_template
 
 WEBHOOK_FUNCTIONS = ("WebhookVerifyFunction", "MessageIngestFunction")
 
 
-def _stand_in_resolver(template: dict) -> Resolver:
-    """Resolve the functions' environments with placeholder resource names; imports need no real AWS."""
-    from devstack.template import Physical
+def _emulated_function_specs(moto: MotoServer) -> list[FunctionSpec]:
+    """Create the stack on a moto server and return the functions with environments that reach it.
 
-    names = {
-        logical_id: Physical(
-            ref=f"bench-{logical_id}",
-            attributes={"Arn": f"arn:aws:bench:::{logical_id}", "QueueName": logical_id, "KeyId": logical_id},
-        )
-        for logical_id in template["Resources"]
-    }
-    return Resolver(
-        parameters=parameter_values(template), resources=names, conditions=template.get("Conditions", {})
+    Some handlers read a secret or a table while they initialise, which belongs to their cold start;
+    moto answers those calls on loopback.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
     )
+    stack = create_stack(
+        session, endpoint_url=moto.url, secret_values={"WeChatSecret": json.dumps(CREDENTIALS)}
+    )
+    aws = fake_aws_environment(moto.url)
+    specs = function_specs(stack.template, stack.resolver)
+    for spec in specs:
+        spec.environment.update(aws)
+    return specs
 
 
 def main(argv: list[str]) -> int:
@@ -43,21 +51,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip-build", action="store_true", help="skip `sam build` and the package sizes")
     arguments = parser.parse_args(argv)
 
-    template = load_template()
-    specs = function_specs(template, _stand_in_resolver(template))
-
     print(f"cold start: {arguments.runs} fresh interpreters per module", flush=True)
-    baseline = baseline_sample(arguments.runs)
-    cold = [function_sample(spec, arguments.runs) for spec in specs]
-    webhook_specs = [spec for spec in specs if spec.logical_id in WEBHOOK_FUNCTIONS]
-    without_bytecode = [
-        function_sample(spec, arguments.runs, without_bytecode=True) for spec in webhook_specs
-    ]
+    with MotoServer() as moto:
+        specs = _emulated_function_specs(moto)
+        baseline = baseline_sample(arguments.runs)
+        cold = [function_sample(spec, arguments.runs) for spec in specs]
+        webhook_specs = [spec for spec in specs if spec.logical_id in WEBHOOK_FUNCTIONS]
+        without_bytecode = [
+            function_sample(spec, arguments.runs, without_bytecode=True) for spec in webhook_specs
+        ]
 
     print(f"warm webhook: {arguments.pushes} pushes per mode", flush=True)
     warm = measure_warm_webhook(arguments.pushes)
 
-    sizes = None if arguments.skip_build else measure_package_sizes(template)
+    sizes = None if arguments.skip_build else measure_package_sizes(load_template())
 
     text = report.render(
         machine=describe(),
