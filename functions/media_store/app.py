@@ -322,6 +322,11 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # Each failed record is retried later or, after the queue's 5th receive, dead-lettered.
+    failed = len(response.get("batchItemFailures", []))
+    if failed:
+        metrics.add_metric(name="MediaFailed", unit=MetricUnit.Count, value=failed)
+    return response

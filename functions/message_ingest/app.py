@@ -49,6 +49,7 @@ def _count(name: str) -> None:
 
 
 def handle(event: dict[str, Any]) -> HttpResponse:
+    _count("PushReceived")
     request = HttpRequest.from_api_gateway(event)
     try:
         outcome = accept_push(request, get_wechat_credentials(), get_settings())

@@ -18,7 +18,8 @@ import json
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -26,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -80,6 +82,7 @@ MAX_PLAN_ATTEMPTS = 3
 
 settings = get_settings()
 logger = Logger()
+metrics = Metrics()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 dynamodb = boto3.resource("dynamodb")
 table = dynamodb.Table(settings.table_name)
@@ -88,7 +91,17 @@ ticket_numbers = TicketNumberAllocator(table, settings.ticket_prefix)
 events_client = boto3.client("events")
 sqs_client = boto3.client("sqs")
 persistence_layer = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
-idempotency_config = IdempotencyConfig(event_key_jmespath="dedup_id", raise_on_no_idempotency_key=True)
+
+
+def count_idempotent_replay(response: Any, idempotent_data: DataRecord) -> Any:
+    """Count a redelivered push that Powertools idempotency answered from its store."""
+    metrics.add_metric(name="DuplicatePushSkipped", unit=MetricUnit.Count, value=1)
+    return response
+
+
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="dedup_id", raise_on_no_idempotency_key=True, response_hook=count_idempotent_replay
+)
 
 
 class InvalidInboundRecordError(ValueError):
@@ -294,6 +307,7 @@ def resume(marker: dict[str, Any], message: Message, dedup_hash: str) -> dict[st
         return {"outcome": "resumed", "ticket_id": ticket_id}
     resend_pending_media(marker, message)
     logger.info("redelivered push already complete", extra={"dedup_hash": dedup_hash, "ticket_id": ticket_id})
+    metrics.add_metric(name="DuplicatePushSkipped", unit=MetricUnit.Count, value=1)
     return {"outcome": "duplicate", "ticket_id": ticket_id}
 
 
@@ -337,6 +351,8 @@ def handle_push(record: InboundRecord) -> dict[str, str]:
             "push written",
             extra={"dedup_hash": dedup_hash, "ticket_id": plan.ticket_id, "outcome": plan.outcome},
         )
+        if plan.outcome == "draft_opened":
+            metrics.add_metric(name="TicketCreated", unit=MetricUnit.Count, value=1)
         deliver(dedup_hash, plan.media_jobs, plan.ticket_events, plan.notices)
         return {"outcome": plan.outcome, "ticket_id": plan.ticket_id or ""}
     raise ConcurrentTicketChangeError(
@@ -357,6 +373,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
     return process_partial_response(
