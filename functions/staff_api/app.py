@@ -6,17 +6,22 @@ the authorizer were removed from the template. Powertools validates parameters a
 the models below, which are also the source of the OpenAPI document (`openapi.json` at the
 repository root; regenerate it with `python -m functions.staff_api.export_openapi`).
 
+Routes: the tickets and their actions, `GET /tickets/{ticket_id}/similar` (possible duplicates,
+`intake.duplicate_suggestions`), `GET /stats` (assessment figures, `intake.ticket_stats`) and the
+Open311 GeoReport v2 read endpoints under `/open311/v2/` (`intake.open311`).
+
 Errors are `{"code": ..., "message": ...}` with the message in Simplified Chinese from the
 `[api_error]` texts: 400 invalid input, 403 no caller, 404 unknown ticket or route, 409 an action
-that the ticket's status (or a concurrent change) does not allow.
+that the ticket's status (or a concurrent change) does not allow. The Open311 routes answer errors
+in the same shape, not in GeoReport's error list.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -27,7 +32,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.config import Config
 from pydantic import BaseModel, Field
 
-from intake import clock, texts
+from intake import clock, open311, texts
+from intake.duplicate_suggestions import (
+    DEFAULT_DAYS,
+    DEFAULT_RADIUS_M,
+    MAX_SUGGESTIONS,
+    SimilarityCriteria,
+    SimilarTicket,
+    similar_open_tickets,
+)
 from intake.event_bus import EventPublisher
 from intake.media_storage import presigned_media_url
 from intake.records import EVENT_SOURCE_STAFF
@@ -35,6 +48,7 @@ from intake.settings import get_settings
 from intake.ticket_actions import MergeTargetError, TicketActions, TicketNotFoundError
 from intake.ticket_repository import ConcurrentTicketChangeError, TicketRepository
 from intake.ticket_search import InvalidPageTokenError, TicketFilter, TicketSearch, ticket_children
+from intake.ticket_stats import StatsFilter, TicketStats, ticket_stats
 from intake.ticket_status import TicketStatus
 from intake.ticket_view import Ticket, TicketSummary, ticket_detail, ticket_summary
 from intake.workflow import InvalidActionInputError, StaffActionRequest, TransitionNotAllowedError
@@ -43,6 +57,9 @@ from intake.working_days import get_calendar
 
 # Presigned media URLs expire after this many seconds.
 MEDIA_URL_SECONDS = 300
+# The longest period one /stats or Open311 requests.json call may cover.
+MAX_PERIOD_DAYS = 366
+APPEAL_TYPE_PATTERN = "^(consultation|help|complaint|report|suggestion)$"
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
@@ -69,6 +86,23 @@ class Error(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketSummary]
     next_token: str | None = Field(description="Pass as next_token for the next page; null on the last page")
+
+
+class SimilarTickets(BaseModel):
+    ticket_id: str
+    radius_m: int
+    days: int
+    items: list[SimilarTicket] = Field(description="Best match first, at most 5")
+
+
+class InvalidQueryError(ValueError):
+    """A query parameter is well-formed but not acceptable (HTTP 400)."""
+
+    def __init__(self, field_name: str, value: object, reason: str) -> None:
+        self.field_name = field_name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field_name}={value!r}: {reason}")
 
 
 class ActionResult(BaseModel):
@@ -132,6 +166,14 @@ def handle_invalid_value(error: ValueError) -> Response[str]:
     return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail=detail)
 
 
+@app.exception_handler(InvalidQueryError)
+def handle_invalid_query(error: InvalidQueryError) -> Response[str]:
+    logger.warning("request rejected as invalid", extra={"field": error.field_name, "reason": error.reason})
+    return error_response(
+        HTTPStatus.BAD_REQUEST, "bad_request", detail=f"{error.field_name}（{error.reason}）"
+    )
+
+
 @app.exception_handler(TicketNotFoundError)
 def handle_ticket_not_found(error: TicketNotFoundError) -> Response[str]:
     logger.info("ticket not found", extra={"ticket_id": error.ticket_id})
@@ -165,9 +207,7 @@ def handle_unexpected(error: Exception) -> Response[str]:
 @app.get("/tickets", responses={200: {"description": "A page of tickets"}, **_ERROR_RESPONSES})
 def list_tickets(
     status: Annotated[TicketStatus | None, Query()] = None,
-    appeal_type: Annotated[
-        str | None, Query(pattern="^(consultation|help|complaint|report|suggestion)$")
-    ] = None,
+    appeal_type: Annotated[str | None, Query(pattern=APPEAL_TYPE_PATTERN)] = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
     overdue: Annotated[bool | None, Query()] = None,
     citizen: Annotated[str | None, Query(max_length=128, description="The citizen's OpenID")] = None,
@@ -212,6 +252,99 @@ def act_on_ticket(
         history_entry_id=str(result.history_entry["SK"]),
         events_published=result.events_published,
     )
+
+
+def aware(value: datetime) -> datetime:
+    """Return the datetime with its zone; a value without a zone is China Standard Time."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=clock.CHINA_TZ)
+
+
+def checked_period(
+    start: datetime | None, end: datetime | None, names: tuple[str, str]
+) -> tuple[str | None, str | None]:
+    """Return the bounds as UTC ISO text; raises InvalidQueryError when reversed or too long."""
+    if start is not None and end is not None:
+        if aware(start) > aware(end):
+            raise InvalidQueryError(names[0], start.isoformat(), f"晚于 {names[1]}")
+        if aware(end) - aware(start) > timedelta(days=MAX_PERIOD_DAYS):
+            raise InvalidQueryError(names[1], end.isoformat(), f"时间范围超过 {MAX_PERIOD_DAYS} 天")
+    return iso_bound(start), iso_bound(end)
+
+
+@app.get(
+    "/tickets/<ticket_id>/similar",
+    responses={200: {"description": "Open tickets that may be duplicates"}, **_ERROR_RESPONSES},
+)
+def get_similar_tickets(
+    ticket_id: Annotated[str, Path(max_length=64)],
+    radius_m: Annotated[
+        int, Query(ge=10, le=10_000, description="Search radius in metres")
+    ] = DEFAULT_RADIUS_M,
+    days: Annotated[int, Query(ge=1, le=365, description="Days before and after the ticket's creation")] = (
+        DEFAULT_DAYS
+    ),
+    limit: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = MAX_SUGGESTIONS,
+) -> SimilarTickets:
+    item = actions.get_ticket_item(ticket_id)
+    criteria = SimilarityCriteria(radius_m=radius_m, days=days, limit=limit)
+    found = similar_open_tickets(table, item, criteria)
+    logger.info("similar tickets found", extra={"ticket_id": ticket_id, "count": len(found)})
+    return SimilarTickets(ticket_id=ticket_id, radius_m=radius_m, days=days, items=found)
+
+
+@app.get("/stats", responses={200: {"description": "Assessment figures"}, **_ERROR_RESPONSES})
+def get_stats(
+    created_from: Annotated[datetime | None, Query(description="ISO 8601; no zone means China time")] = None,
+    created_to: Annotated[datetime | None, Query(description="ISO 8601; no zone means China time")] = None,
+    department: Annotated[str | None, Query(max_length=64, description="A department code")] = None,
+    appeal_type: Annotated[str | None, Query(pattern=APPEAL_TYPE_PATTERN)] = None,
+) -> TicketStats:
+    if department is not None and get_workflow_config().department_name(department) is None:
+        raise InvalidQueryError("department", department, "未配置的部门代码")
+    start, end = checked_period(created_from, created_to, ("created_from", "created_to"))
+    filters = StatsFilter(created_from=start, created_to=end, department=department, appeal_type=appeal_type)
+    return ticket_stats(table, filters, clock.now())
+
+
+@app.get("/open311/v2/services.json", responses={200: {"description": "GeoReport v2 service list"}})
+def open311_services() -> list[open311.Service]:
+    return open311.services(get_workflow_config())
+
+
+@app.get(
+    "/open311/v2/requests.json",
+    responses={200: {"description": "GeoReport v2 service requests, newest first"}, **_ERROR_RESPONSES},
+)
+def open311_requests(
+    start_date: Annotated[
+        datetime | None, Query(description="ISO 8601; default end_date minus 90 days")
+    ] = None,
+    end_date: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    service_code: Annotated[str | None, Query(max_length=1000, description="Comma-separated codes")] = None,
+    limit: Annotated[int, Query(ge=1, le=open311.MAX_REQUESTS)] = open311.MAX_REQUESTS,
+) -> list[open311.ServiceRequest]:
+    config = get_workflow_config()
+    codes = [code.strip() for code in (service_code or "").split(",") if code.strip()]
+    unknown = sorted(set(codes) - open311.service_codes(config))
+    if unknown:
+        raise InvalidQueryError("service_code", ",".join(unknown), "未知的服务代码")
+    end = end_date or datetime.fromtimestamp(clock.now(), tz=clock.CHINA_TZ)
+    start = start_date or aware(end) - timedelta(days=open311.DEFAULT_WINDOW_DAYS)
+    created_from, created_to = checked_period(start, end, ("start_date", "end_date"))
+    return open311.find_requests(table, config, created_from, created_to, status, codes, limit)
+
+
+@app.get(
+    "/open311/v2/requests/<service_request_id>.json",
+    responses={200: {"description": "One GeoReport v2 service request, in a list"}, **_ERROR_RESPONSES},
+)
+def open311_request(service_request_id: Annotated[str, Path(max_length=64)]) -> list[open311.ServiceRequest]:
+    item = actions.get_ticket_item(service_request_id)
+    if not open311.is_published(item):
+        logger.info("unpublished ticket asked for over Open311", extra={"ticket_id": service_request_id})
+        raise TicketNotFoundError(service_request_id)
+    return [open311.service_request(item, get_workflow_config())]
 
 
 def forbidden() -> dict[str, Any]:

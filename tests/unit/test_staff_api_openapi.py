@@ -23,8 +23,17 @@ def test_openapi_lists_routes_and_error_shape() -> None:
     # GIVEN the committed document
     document = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
 
-    # WHEN / THEN it has the three ticket routes and documents 400 with the error model, not 422
-    assert set(document["paths"]) == {"/tickets", "/tickets/{ticket_id}", "/tickets/{ticket_id}/actions"}
+    # WHEN / THEN it has the ticket, stats and Open311 routes and documents 400 with the error model, not 422
+    assert set(document["paths"]) == {
+        "/tickets",
+        "/tickets/{ticket_id}",
+        "/tickets/{ticket_id}/actions",
+        "/tickets/{ticket_id}/similar",
+        "/stats",
+        "/open311/v2/services.json",
+        "/open311/v2/requests.json",
+        "/open311/v2/requests/{service_request_id}.json",
+    }
     responses = document["paths"]["/tickets/{ticket_id}/actions"]["post"]["responses"]
     assert "422" not in responses
     assert responses["400"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Error"

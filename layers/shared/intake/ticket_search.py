@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,3 +209,43 @@ def ticket_children(table: Any, ticket_id: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in response:
             return items
         arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def tickets_created_between(
+    table: Any,
+    statuses: list[str],
+    created_from: str | None,
+    created_to: str | None,
+    condition: Any = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield the ticket items of `statuses` created between two UTC ISO bounds (inclusive, None = open).
+
+    One paginated StatusIndex query per status; `created_at` and `condition` (a boto3 `Attr`
+    condition) are applied as DynamoDB filters, so only matching items cross the network.
+    NOTE: StatusIndex sorts by deadline, not by creation time, so a filter reads every ticket of the
+    status once; a period-keyed index or pre-aggregated figures would be needed at a larger scale.
+    """
+    period: Any = None
+    if created_from is not None and created_to is not None:
+        period = Attr("created_at").between(created_from, created_to)
+    elif created_from is not None:
+        period = Attr("created_at").gte(created_from)
+    elif created_to is not None:
+        period = Attr("created_at").lte(created_to)
+    filters = [part for part in (period, condition) if part is not None]
+    for status in statuses:
+        arguments: dict[str, Any] = {
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": Key("GSI1PK").eq(status_gsi_pk(status)),
+        }
+        if filters:
+            combined = filters[0]
+            for part in filters[1:]:
+                combined = combined & part
+            arguments["FilterExpression"] = combined
+        while True:
+            response = table.query(**arguments)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                break
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
