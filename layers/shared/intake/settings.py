@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal, cast
+from typing import Literal
 
 MessageMode = Literal["plain", "compatible", "safe"]
 MESSAGE_MODES: tuple[MessageMode, ...] = ("plain", "compatible", "safe")
@@ -56,7 +56,7 @@ class Settings:
             raise ValueError(f"WECHAT_MESSAGE_MODE must be one of {', '.join(MESSAGE_MODES)}, got {mode!r}")
         return cls(
             wechat_secret_id=os.environ.get("WECHAT_SECRET_ID", ""),
-            message_mode=cast(MessageMode, mode),
+            message_mode=mode,
             wechat_api_base=os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
             replay_window_seconds=_int("REPLAY_WINDOW_SECONDS", 300),
             max_body_bytes=_int("MAX_BODY_BYTES", 65536),
