@@ -1,7 +1,8 @@
 """An emulated WeChat Official Account API on 127.0.0.1, with WeChat's rules and error codes.
 
 Covered APIs: access tokens (`cgi-bin/token`, `cgi-bin/stable_token`), temporary media
-(`cgi-bin/media/get`), customer-service and template messages, and the custom menu. Errors are
+(`cgi-bin/media/get`, `cgi-bin/media/upload`), customer-service and template messages, and the
+custom menu. Errors are
 JSON `{"errcode": ..., "errmsg": ...}` with HTTP 200, as WeChat sends them. Time runs on an emulator
 clock that tests move forward with `POST /_emulator/clock`. Control endpoints under `/_emulator/`
 register users, interactions and media, inject faults and read the call log (see docs/local-stack.md).
@@ -12,12 +13,16 @@ or through the local stack, which starts one for the functions' `WECHAT_API_BASE
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +50,9 @@ ERRORS = {
     40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
     40003: "invalid openid",
+    40004: "invalid media type",
+    40005: "invalid file type",
+    40006: "invalid meida size",
     40007: "invalid media_id",
     40008: "invalid message type",
     40013: "invalid appid",
@@ -55,6 +63,7 @@ ERRORS = {
     40037: "invalid template_id",
     40125: "invalid appsecret",
     41001: "access_token missing",
+    41005: "media data missing",
     42001: "access_token expired",
     43004: "require subscribe",
     44002: "empty post data",
@@ -65,6 +74,28 @@ ERRORS = {
     46003: "menu no exist",
     47001: "data format error",
 }
+
+MB = 1024 * 1024
+# cgi-bin/media/upload `type` -> (size limit in bytes, file types accepted), as WeChat documents them.
+UPLOAD_LIMITS: dict[str, tuple[int, frozenset[str]]] = {
+    "image": (10 * MB, frozenset({"jpg", "png", "gif"})),
+    "voice": (2 * MB, frozenset({"amr", "mp3"})),
+    "video": (10 * MB, frozenset({"mp4"})),
+    "thumb": (64 * 1024, frozenset({"jpg"})),
+}
+# file type -> Content-Type the emulator serves it with from media/get.
+UPLOAD_CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "amr": "audio/amr",
+    "mp3": "audio/mpeg",
+    "mp4": "video/mp4",
+}
+# Largest request body the emulator reads: the largest upload plus room for the multipart framing.
+MAX_REQUEST_BYTES = 10 * MB + 64 * 1024
+# Customer-service message types whose body names a temporary media file.
+MEDIA_MESSAGE_TYPES = frozenset({"image", "voice", "video"})
 
 # kind -> (sample file, Content-Type, file extension)
 MEDIA_KINDS = {
@@ -119,8 +150,13 @@ class User:
 
 @dataclass
 class Media:
+    """A temporary media file: a sample file by `kind`, or the bytes of an upload in `data`."""
+
     kind: str
     created_at: float
+    data: bytes | None = None
+    content_type: str | None = None
+    extension: str | None = None
 
 
 @dataclass
@@ -282,6 +318,9 @@ class EmulatorState:
                     raise WeChatApiError(47001)
                 if len(content.encode("utf-8")) > TEXT_LIMIT_BYTES:
                     raise WeChatApiError(45002)
+            if msgtype in MEDIA_MESSAGE_TYPES:
+                media_id = payload[msgtype].get("media_id")
+                self.media_file(media_id if isinstance(media_id, str) else None)
             now = self.now()
             if user.last_interaction_at is None or now - user.last_interaction_at > SERVICE_WINDOW_SECONDS:
                 raise WeChatApiError(45015)
@@ -324,12 +363,83 @@ class EmulatorState:
             self.menu = payload
         return {"errcode": 0, "errmsg": "ok"}
 
+    def upload_media(self, media_type: str | None, upload: Upload) -> dict[str, Any]:
+        """Store an upload as new temporary media, checked as cgi-bin/media/upload checks it."""
+        if media_type not in UPLOAD_LIMITS:
+            raise WeChatApiError(40004)
+        limit, file_types = UPLOAD_LIMITS[media_type]
+        file_type = sniff_file_type(upload.data)
+        if file_type not in file_types:
+            raise WeChatApiError(40005)
+        if len(upload.data) > limit:
+            raise WeChatApiError(40006)
+        with self.lock:
+            created_at = self.now()
+            media_id = secrets.token_urlsafe(48)
+            self.media[media_id] = Media(
+                kind=media_type,
+                created_at=created_at,
+                data=upload.data,
+                content_type=UPLOAD_CONTENT_TYPES[file_type],
+                extension=file_type,
+            )
+        return {"type": media_type, "media_id": media_id, "created_at": int(created_at)}
+
     def media_file(self, media_id: str | None) -> Media:
         with self.lock:
             media = self.media.get(media_id or "")
             if media is None or self.now() - media.created_at > MEDIA_LIFETIME_SECONDS:
                 raise WeChatApiError(40007)
             return media
+
+
+def sniff_file_type(data: bytes) -> str | None:
+    """Return the file type that WeChat recognises from the first bytes of an upload, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data.startswith(b"#!AMR"):
+        return "amr"
+    # An ID3v2 tag, or an MPEG audio frame header (11 sync bits set).
+    if data.startswith(b"ID3") or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    return None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The `media` field of a multipart upload."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def parse_media_field(content_type: str, body: bytes) -> Upload:
+    """Return the `media` part of a multipart/form-data body; raises 41005 when there is none."""
+    if not content_type.lower().startswith("multipart/form-data") or not body:
+        raise WeChatApiError(41005)
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    document: Message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not document.is_multipart():
+        raise WeChatApiError(41005)
+    for part in document.iter_parts():  # type: ignore[attr-defined]
+        if part.get_param("name", header="content-disposition") != "media":
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes) or not data:
+            break
+        return Upload(
+            filename=part.get_filename() or "",
+            content_type=part.get_content_type(),
+            data=data,
+        )
+    raise WeChatApiError(41005)
 
 
 def _check_button(button: Any, top_level: bool) -> None:
@@ -359,6 +469,8 @@ def _check_button(button: Any, top_level: bool) -> None:
 class _Handler(BaseHTTPRequestHandler):
     server: _EmulatorHttpServer
     protocol_version = "HTTP/1.1"
+    # The API call whose answer is about to be sent (see `_api`).
+    _unrecorded_call: dict[str, Any] | None = None
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -367,6 +479,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.state
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        if self._unrecorded_call is not None:
+            self._record(self._unrecorded_call)
+            self._unrecorded_call = None
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -378,12 +493,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
         self._send(status, body, [("Content-Type", f"{content_type}; charset=utf-8")])
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if not raw:
-            return None
-        return json.loads(raw)
+    def _raw_body(self) -> bytes:
+        length = min(int(self.headers.get("Content-Length") or 0), MAX_REQUEST_BYTES)
+        return self.rfile.read(length) if length else b""
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines carry the access token in the query; they are not logged.
@@ -398,12 +510,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
         query = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
-        try:
-            payload = self._body() if method == "POST" else None
-        except json.JSONDecodeError:
-            logger.warning("request body of %s is not valid JSON", parts.path)
-            self._json(WeChatApiError(47001).document())
-            return
+        raw = self._raw_body() if method == "POST" else b""
+        payload: Any = None
+        if parts.path == "/cgi-bin/media/upload":
+            # A multipart body, parsed by the API after the token check, as WeChat does.
+            payload = raw
+        elif raw:
+            try:
+                payload = json.loads(raw)
+            except json.JSONDecodeError:
+                logger.warning("request body of %s is not valid JSON", parts.path)
+                self._json(WeChatApiError(47001).document())
+                return
         if parts.path.startswith("/_emulator/"):
             self._control(method, parts.path.removeprefix("/_emulator/"), payload)
         elif parts.path.startswith("/_media/"):
@@ -420,26 +538,29 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
         touser = payload.get("touser") if isinstance(payload, dict) else None
-        call = {"api": api, "method": method, "touser": touser, "payload": _loggable(api, query, payload),
-                "at": self.state.now()}  # fmt: skip
+        if isinstance(payload, bytes):
+            loggable = _upload_summary(query, self.headers.get("Content-Type") or "", payload)
+        else:
+            loggable = _loggable(api, query, payload)
+        call = {"api": api, "method": method, "touser": touser, "payload": loggable, "at": self.state.now()}
         if fault is not None and fault.http_status:
             call["errcode"] = None
             call["http_status"] = fault.http_status
             self._record(call)
             self._send(fault.http_status, b"Service Unavailable", [("Content-Type", "text/plain")])
             return
+        # Recorded by `_send` just before the answer goes out, so a client that has its answer
+        # always finds the call in the log; an error raised before then changes the errcode.
+        call["errcode"] = 0
+        self._unrecorded_call = call
         try:
             if fault is not None and fault.errcode is not None:
                 raise WeChatApiError(fault.errcode)
             self._call_api(method, api, query, payload)
         except WeChatApiError as error:
             call["errcode"] = error.errcode
-            self._record(call)
             content_type = self.state.media_error_content_type if api == "media/get" else "application/json"
             self._json(error.document(), content_type=content_type)
-            return
-        call["errcode"] = 0
-        self._record(call)
 
     def _record(self, call: dict[str, Any]) -> None:
         with self.state.lock:
@@ -476,6 +597,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if method != "POST":
             raise WeChatApiError(-1)
+        if api == "media/upload":
+            upload = parse_media_field(self.headers.get("Content-Type") or "", payload)
+            self._json(state.upload_media(query.get("type"), upload))
+            return
         if not isinstance(payload, dict):
             raise WeChatApiError(44002)
         handlers = {
@@ -494,7 +619,7 @@ class _Handler(BaseHTTPRequestHandler):
             host, port = self.server.server_address[:2]
             self._json({"video_url": f"http://{host}:{port}/_media/{media_id}"})
             return
-        self._send_file(media_id, media.kind)
+        self._send_file(media_id, media)
 
     def _serve_media_url(self, media_id: str) -> None:
         with self.state.lock:
@@ -502,11 +627,14 @@ class _Handler(BaseHTTPRequestHandler):
         if media is None:
             self._send(404, b"not found", [("Content-Type", "text/plain")])
             return
-        self._send_file(media_id, media.kind)
+        self._send_file(media_id, media)
 
-    def _send_file(self, media_id: str, kind: str) -> None:
-        file_name, content_type, extension = MEDIA_KINDS[kind]
-        body = (SAMPLE_MEDIA / file_name).read_bytes()
+    def _send_file(self, media_id: str, media: Media) -> None:
+        if media.data is not None:
+            body, content_type, extension = media.data, media.content_type or "", media.extension or ""
+        else:
+            file_name, content_type, extension = MEDIA_KINDS[media.kind]
+            body = (SAMPLE_MEDIA / file_name).read_bytes()
         self._send(
             200,
             body,
@@ -583,6 +711,21 @@ def _loggable(api: str, query: dict[str, str], payload: Any) -> Any:
     if isinstance(payload, dict):
         return {key: value for key, value in payload.items() if key != "secret"}
     return {key: value for key, value in query.items() if key not in ("secret", "access_token")}
+
+
+def _upload_summary(query: dict[str, str], content_type: str, body: bytes) -> dict[str, Any]:
+    """Describe an upload for the call log: its type, file name, size and SHA-256, not its bytes."""
+    summary: dict[str, Any] = {"type": query.get("type")}
+    try:
+        upload = parse_media_field(content_type, body)
+    except WeChatApiError:
+        return summary
+    return summary | {
+        "filename": upload.filename,
+        "content_type": upload.content_type,
+        "size": len(upload.data),
+        "sha256": hashlib.sha256(upload.data).hexdigest(),
+    }
 
 
 class _EmulatorHttpServer(ThreadingHTTPServer):

@@ -63,11 +63,11 @@ persistence_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_tab
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="notice_id", expires_after_seconds=IDEMPOTENCY_SECONDS
 )
-tokens = AccessTokenProvider.from_environment()
+wechat = WeChatApiClient(settings.wechat_api_base, AccessTokenProvider.from_environment())
 delivery = NoticeDelivery(
     table=table,
-    wechat=WeChatApiClient(settings.wechat_api_base, tokens),
-    uploader=MediaUploader(settings.wechat_api_base, tokens, s3, settings.media_bucket),
+    wechat=wechat,
+    uploader=MediaUploader(wechat, s3, settings.media_bucket),
     limiter=SendRateLimiter(settings.wechat_send_rate_per_second),
     templates=load_templates(),
     minute_quota_pause_seconds=settings.wechat_minute_quota_pause_seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -198,3 +200,74 @@ def test_stable_token_ip_not_allowed_logs_hint(
     assert caught.value.errcode == 40164
     assert len(records) == 1
     assert "IP白名单" in records[0].hint
+
+
+def _uploaded_digests(emulator: WeChatEmulator) -> list[str | None]:
+    return [call["payload"].get("sha256") for call in emulator.calls if call["api"] == "media/upload"]
+
+
+def test_upload_media_returns_media_id_of_the_bytes(
+    emulator: WeChatEmulator, make_provider: Callable[[], AccessTokenProvider]
+) -> None:
+    image = (SAMPLE_MEDIA / "sample.jpg").read_bytes()
+    client = WeChatApiClient(emulator.url, make_provider())
+
+    media_id = client.upload_media("image", "answer.jpg", image, "image/jpeg")
+
+    with client.open_media(media_id) as media:
+        body = media.read()
+    assert body == image
+    assert _uploaded_digests(emulator) == [hashlib.sha256(image).hexdigest()]
+
+
+def test_upload_media_reads_a_stream(
+    emulator: WeChatEmulator, make_provider: Callable[[], AccessTokenProvider]
+) -> None:
+    voice = (SAMPLE_MEDIA / "sample.amr").read_bytes()
+    client = WeChatApiClient(emulator.url, make_provider())
+
+    media_id = client.upload_media("voice", "answer.amr", io.BytesIO(voice), "audio/amr")
+
+    assert emulator.state.media[media_id].data == voice
+
+
+def test_upload_media_recovers_invalidated_token_once(
+    emulator: WeChatEmulator, make_provider: Callable[[], AccessTokenProvider]
+) -> None:
+    image = (SAMPLE_MEDIA / "sample.jpg").read_bytes()
+    client = WeChatApiClient(emulator.url, make_provider())
+    client.call_json("POST", "cgi-bin/menu/create", MENU)
+    emulator.state.invalidate_tokens()
+
+    media_id = client.upload_media("image", "answer.jpg", image, "image/jpeg")
+
+    assert media_id in emulator.state.media
+    assert _stable_token_calls(emulator) == 2
+    assert [call["errcode"] for call in emulator.calls if call["api"] == "media/upload"] == [40001, 0]
+    assert _uploaded_digests(emulator) == [hashlib.sha256(image).hexdigest()] * 2
+
+
+def test_upload_media_wrong_file_type_raises_errcode_without_token(
+    emulator: WeChatEmulator, make_provider: Callable[[], AccessTokenProvider]
+) -> None:
+    provider = make_provider()
+    client = WeChatApiClient(emulator.url, provider)
+
+    with pytest.raises(WeChatApiError) as caught:
+        client.upload_media("image", "answer.amr", (SAMPLE_MEDIA / "sample.amr").read_bytes(), "audio/amr")
+
+    assert caught.value.errcode == 40005
+    assert caught.value.path == "cgi-bin/media/upload"
+    assert provider.get() not in str(caught.value)
+    assert emulator.state.media == {}
+
+
+def test_upload_media_unknown_type_is_refused_before_sending(
+    emulator: WeChatEmulator, make_provider: Callable[[], AccessTokenProvider]
+) -> None:
+    client = WeChatApiClient(emulator.url, make_provider())
+
+    with pytest.raises(ValueError, match="media_type 'document'"):
+        client.upload_media("document", "a.pdf", b"%PDF-1.7", "application/pdf")
+
+    assert emulator.calls == []

@@ -9,8 +9,9 @@ re-raised without their urllib3 cause (the cause can carry the request URL).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -37,6 +38,11 @@ IP_ALLOW_LIST_HINT = (
 MAX_JSON_BYTES = 64 * 1024
 # Content types under which WeChat sends JSON (it uses text/plain for some error answers).
 _JSON_CONTENT_TYPES = ("application/json", "text/json", "text/plain")
+JSON_BODY_TYPE = "application/json; charset=utf-8"
+
+UPLOAD_PATH = "cgi-bin/media/upload"
+# `type` values of cgi-bin/media/upload (temporary media, kept by WeChat for 3 days).
+UPLOAD_MEDIA_TYPES = frozenset({"image", "voice", "video", "thumb"})
 
 
 class WeChatApiError(Exception):
@@ -142,13 +148,14 @@ class WeChatHttp:
         path: str,
         body: bytes | None = None,
         secret: str | None = None,
+        content_type: str = JSON_BODY_TYPE,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request; raises WeChatTransportError on timeouts, connection errors and HTTP 5xx.
 
         `path` names the endpoint in messages; `secret` (the access token) is removed from any text
-        taken from urllib3.
+        taken from urllib3. `content_type` describes `body` (JSON unless told otherwise).
         """
-        headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else None
+        headers = {"Content-Type": content_type} if body is not None else None
         try:
             response = self._http.request(
                 method,
@@ -241,6 +248,20 @@ class WeChatApiClient:
             raise error
         return token
 
+    def _with_token(self, path: str, call_once: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """Run `call_once(token)`; on a rejected token refresh it and run it once more; raise errcodes."""
+        token = self._tokens.get()
+        document = call_once(token)
+        error = error_from_answer(document, path)
+        if error is not None and error.errcode in TOKEN_REJECTED_ERRCODES:
+            token = self._refreshed_token(token, error)
+            document = call_once(token)
+            error = error_from_answer(document, path)
+        if error is not None:
+            _log_api_error(error)
+            raise error
+        return document
+
     def call_json(
         self,
         method: str,
@@ -254,17 +275,36 @@ class WeChatApiClient:
         WeChatTransportError for timeouts, connection errors and HTTP 5xx, and WeChatProtocolError
         for answers that are not a JSON object.
         """
-        token = self._tokens.get()
-        document = self._call_once(method, path, token, payload, params)
-        error = error_from_answer(document, path)
-        if error is not None and error.errcode in TOKEN_REJECTED_ERRCODES:
-            token = self._refreshed_token(token, error)
-            document = self._call_once(method, path, token, payload, params)
-            error = error_from_answer(document, path)
-        if error is not None:
-            _log_api_error(error)
-            raise error
-        return document
+        return self._with_token(path, lambda token: self._call_once(method, path, token, payload, params))
+
+    def upload_media(self, media_type: str, filename: str, data: bytes | BinaryIO, content_type: str) -> str:
+        """Upload a file as temporary media (cgi-bin/media/upload, form field `media`); return its media_id.
+
+        `media_type` is `image`, `voice`, `video` or `thumb`. A stream is read whole first, because a
+        rejected token means sending the same bytes again. WeChat checks the file type and size
+        (40005, 40006); errors are raised as in `call_json`.
+        """
+        if media_type not in UPLOAD_MEDIA_TYPES:
+            raise ValueError(
+                f"media_type {media_type!r} cannot be uploaded; use one of {', '.join(sorted(UPLOAD_MEDIA_TYPES))}"
+            )
+        content = data if isinstance(data, bytes) else data.read()
+        body, multipart_type = urllib3.encode_multipart_formdata(
+            {"media": (filename or media_type, content, content_type)}
+        )
+
+        def upload_once(token: str) -> dict[str, Any]:
+            url = self._url(UPLOAD_PATH, token, {"type": media_type})
+            response = self._http.request(
+                "POST", url, UPLOAD_PATH, body=body, secret=token, content_type=multipart_type
+            )
+            return self._http.read_json(response, UPLOAD_PATH)
+
+        document = self._with_token(UPLOAD_PATH, upload_once)
+        media_id = document.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise WeChatProtocolError(f"WeChat API {UPLOAD_PATH} returned no media_id")
+        return media_id
 
     def _open_media_once(self, media_id: str, token: str) -> MediaResponse | dict[str, Any]:
         path = "cgi-bin/media/get"
