@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import requests
 from boto3.dynamodb.conditions import Key
 
 from devstack.resources import Stack
-from devstack.wechat_emulator import WeChatEmulator, start_emulator
+from devstack.wechat_emulator import SAMPLE_MEDIA, WeChatEmulator, start_emulator
 from intake import clock
 from intake.keys import notice_pk, ticket_pk
 from intake.text_split import MAX_TEXT_BYTES
@@ -494,6 +495,150 @@ def test_reply_push_burst_sends_each_once(
     assert len([call for call in sends(emulator, "message/custom/send") if call["errcode"] == 45011]) == 6
     assert texts_sent == sorted(detail["text"] for detail in details)
     assert all(profile(table, open_id)["cs_quota_used"] == 4 for open_id in citizens)
+
+
+# -- media in staff answers ------------------------------------------------------------------------------
+
+ANSWER_IMAGE_KEY = "media/2026/12/04/DG20261204-0001/answer-photo.jpg"
+ANSWER_VOICE_KEY = "media/2026/12/04/DG20261204-0001/answer-voice.amr"
+
+
+def put_answer_media(stack: Stack) -> dict[str, bytes]:
+    """Put the sample photo and voice note in the media bucket as staff-answer media; return their bytes."""
+    s3 = boto3.client("s3")
+    files = {
+        ANSWER_IMAGE_KEY: ((SAMPLE_MEDIA / "sample.jpg").read_bytes(), "image/jpeg"),
+        ANSWER_VOICE_KEY: ((SAMPLE_MEDIA / "sample.amr").read_bytes(), "audio/amr"),
+    }
+    for key, (data, content_type) in files.items():
+        s3.put_object(
+            Bucket=stack.ref("MediaBucket"),
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=stack.attribute("DataKey", "Arn"),
+        )
+    return {key: data for key, (data, _) in files.items()}
+
+
+def answer_with_media(open_id: str) -> dict[str, Any]:
+    return notice(
+        open_id,
+        kind="staff_answer",
+        status="replied",
+        text="您反映的路灯问题已修复，现场照片和语音说明如下。",
+        media=[
+            {"s3_key": ANSWER_IMAGE_KEY, "media_type": "image"},
+            {"s3_key": ANSWER_VOICE_KEY, "media_type": "voice"},
+        ],
+    )
+
+
+def test_reply_push_answer_media_inside_window_sends_text_image_voice(
+    stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN a citizen inside the window and a staff answer with a photo and a voice note in S3
+    add_citizen(emulator, table, "oMedia")
+    files = put_answer_media(stack)
+    enqueue(stack, [envelope(answer_with_media("oMedia"))])
+
+    # WHEN reply-push delivers it
+    failures = drain(stack, reply_push, lambda_context)
+
+    # THEN text, image and voice go out in order, each on its own quota, with the uploaded bytes
+    sent = [entry["payload"] for entry in emulator.sent]
+    uploads = sends(emulator, "media/upload")
+    assert failures == []
+    assert [payload["msgtype"] for payload in sent] == ["text", "image", "voice"]
+    assert [call["payload"]["type"] for call in uploads] == ["image", "voice"]
+    assert [call["payload"]["sha256"] for call in uploads] == [
+        hashlib.sha256(files[ANSWER_IMAGE_KEY]).hexdigest(),
+        hashlib.sha256(files[ANSWER_VOICE_KEY]).hexdigest(),
+    ]
+    assert emulator.state.media[sent[1]["image"]["media_id"]].data == files[ANSWER_IMAGE_KEY]
+    assert emulator.state.media[sent[2]["voice"]["media_id"]].data == files[ANSWER_VOICE_KEY]
+    assert profile(table, "oMedia")["cs_quota_used"] == 3
+    entries = sorted(history(table, "DG20261204-0001"), key=lambda entry: entry["SK"])
+    assert [(entry["entry_type"], entry["detail"]["part"]) for entry in entries] == [
+        ("notice_sent", 1),
+        ("notice_sent", 2),
+        ("notice_sent", 3),
+    ]
+
+
+def test_reply_push_answer_media_outside_window_sends_template_only(
+    stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    add_citizen(emulator, table, "oMediaLate", last_message_ago=49 * HOUR)
+    put_answer_media(stack)
+    enqueue(stack, [envelope(answer_with_media("oMediaLate"))])
+
+    failures = drain(stack, reply_push, lambda_context)
+
+    assert failures == []
+    assert [call["errcode"] for call in sends(emulator, "message/template/send")] == [0]
+    assert sends(emulator, "media/upload") == []
+    assert sends(emulator, "message/custom/send") == []
+    assert emulator.state.media == {}
+
+
+def test_reply_push_answer_media_wrong_file_type_fails_record(
+    stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN WeChat refusing the photo as an invalid file type (40005) on every attempt
+    add_citizen(emulator, table, "oBadFile")
+    put_answer_media(stack)
+    control(emulator, "faults", {"api": "media/upload", "errcode": 40005, "times": 1})
+    enqueue(stack, [envelope(answer_with_media("oBadFile"))])
+    sqs = boto3.client("sqs")
+    message = sqs.receive_message(QueueUrl=stack.ref("OutboundQueue"), AttributeNames=["All"])["Messages"]
+
+    # WHEN reply-push handles the record once
+    response = reply_push.lambda_handler(sqs_event(stack, message), lambda_context)
+
+    # THEN the text went out, the record failed towards the dead-letter queue, and the photo's quota
+    # was given back
+    entries = sorted(history(table, "DG20261204-0001"), key=lambda entry: entry["SK"])
+    assert response["batchItemFailures"] == [{"itemIdentifier": message[0]["MessageId"]}]
+    assert [entry["payload"]["msgtype"] for entry in emulator.sent] == ["text"]
+    assert [(entry["entry_type"], entry["detail"]["errcode"]) for entry in entries] == [
+        ("notice_sent", 0),
+        ("notice_failed", 40005),
+    ]
+    assert profile(table, "oBadFile")["cs_quota_used"] == 1
+
+
+def test_reply_push_answer_media_daily_quota_puts_notice_back(
+    stack: Stack, reply_push: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN WeChat answering the photo's upload with the daily quota error (45009)
+    add_citizen(emulator, table, "oQuotaMedia")
+    put_answer_media(stack)
+    control(emulator, "faults", {"api": "media/upload", "errcode": 45009, "times": 1})
+    body = envelope(answer_with_media("oQuotaMedia"))
+    enqueue(stack, [body])
+    sqs = boto3.client("sqs")
+    queue_url = stack.ref("OutboundQueue")
+    message = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"])["Messages"]
+
+    # WHEN reply-push handles the record
+    response = reply_push.lambda_handler(sqs_event(stack, message), lambda_context)
+
+    # THEN the text went out, the photo's quota was given back, and a delayed copy waits on the queue
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    entries = sorted(history(table, "DG20261204-0001"), key=lambda entry: entry["SK"])
+    assert response["batchItemFailures"] == []
+    assert [entry["payload"]["msgtype"] for entry in emulator.sent] == ["text"]
+    assert [call["errcode"] for call in sends(emulator, "media/upload")] == [45009]
+    assert [(entry["entry_type"], entry["detail"]["errcode"]) for entry in entries] == [
+        ("notice_sent", 0),
+        ("notice_failed", 45009),
+    ]
+    assert profile(table, "oQuotaMedia")["cs_quota_used"] == 1
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
 
 
 # -- bad input -------------------------------------------------------------------------------------------
