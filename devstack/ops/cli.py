@@ -2,7 +2,7 @@
 
 `--stack-name` works on a deployed stack with the usual AWS credentials (`--profile`, `--region` or
 the AWS_* variables). `--endpoint-url` works on the local stack (`make local`) with fake credentials,
-so it can never reach a real account. Exit status: 0 done, 1 failed (the message says why and what
+so it can never reach a real account. Exit status: 0 done, 1 failed (the error message names the cause and what
 to do), 2 invalid command line.
 """
 

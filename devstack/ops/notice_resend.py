@@ -2,7 +2,7 @@
 
 A notice's text and OpenID are kept only in its event, so a notice that reply-push gave up on is
 resent from its copy in the outbound dead-letter queue. Its ledger item `NOTICE#{notice_id}` /
-`STATE` (`intake.notice_delivery`) says whether it may be resent:
+`STATE` (`intake.notice_delivery`) records whether it may be resent:
 
 - `sent` or `undeliverable`: final, never resent (the citizen has it, or has unsubscribed).
 - `sending`: some attempt failed. reply-push continues after the parts WeChat already confirmed.

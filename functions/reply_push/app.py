@@ -169,6 +169,11 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # Each failed record is retried later or, after the queue's 5th receive, dead-lettered.
+    failed = len(response.get("batchItemFailures", []))
+    if failed:
+        metrics.add_metric(name="NoticeFailed", unit=MetricUnit.Count, value=failed)
+    return response
