@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from intake import clock
+from intake.citizen_profile import CitizenProfile
 from intake.conversation import (
     Action,
     CitizenState,
@@ -47,8 +48,10 @@ from intake.conversation import (
     plan_self_service_reply,
     plan_subscribe,
     plan_unsubscribe,
+    supplement_target,
 )
 from intake.event_bus import EventPublisher
+from intake.keys import TICKET_SK
 from intake.media_jobs import MediaJobSender, media_job_for
 from intake.messages import (
     ContentMessage,
@@ -76,6 +79,7 @@ from intake.ticket_repository import (
     ticket_key,
 )
 from intake.ticket_status import TicketStatus
+from intake.workflow import TransitionNotAllowedError
 
 # How often one push is planned again after a concurrent change (the draft sweep, a staff action).
 MAX_PLAN_ATTEMPTS = 3
@@ -216,16 +220,39 @@ def lookup_text(ticket_number: str | None, open_id: str) -> str:
     return ticket_detail_text(ticket, repository.history(ticket.ticket_id))
 
 
+def ticket_item(ticket_id: str) -> dict[str, Any] | None:
+    """Return the raw ticket item, read consistently, as the workflow's transition() takes it."""
+    return repository.get_item(ticket_key(ticket_id)["PK"], TICKET_SK)
+
+
+def load_supplement_target(
+    profile: CitizenProfile | None, open_id: str, create_time: int
+) -> dict[str, Any] | None:
+    """Return the ticket item that this citizen's content supplements (rules in intake.conversation)."""
+    awaiting = repository.awaiting_ticket(open_id)
+    awaiting_item = ticket_item(awaiting.ticket_id) if awaiting else None
+    last_id = profile.last_supplement_ticket_id if profile else None
+    last = owned_ticket(last_id, open_id)
+    last_item = ticket_item(last.ticket_id) if last else None
+    return supplement_target(awaiting_item, last_item, create_time, settings.collecting_window_seconds)
+
+
 def plan_rating_or_content(plan: Plan, message: TextMessage, state: CitizenState, score: int) -> None:
     """Rate the ticket awaiting a rating; when the invitation is stale, the digit is ordinary content."""
     pending_id = state.profile.pending_rating_ticket_id if state.profile else None
     ticket = owned_ticket(pending_id, state.open_id)
-    if ticket is not None and ticket.status == TicketStatus.CLOSED:
-        plan_rating(plan, message, state, ticket, score)
-        return
-    # Already rated, or reopened by staff in the meantime.
-    awaiting = repository.awaiting_ticket(state.open_id)
-    state = CitizenState(state.open_id, state.profile, state.draft, awaiting=awaiting)
+    item = ticket_item(ticket.ticket_id) if ticket is not None else None
+    if item is not None and item.get("status") == TicketStatus.CLOSED:
+        try:
+            plan_rating(plan, message, state, item, score)
+            return
+        except TransitionNotAllowedError as err:
+            logger.warning(
+                "rating refused by the workflow", extra={"ticket_id": item["ticket_id"], "reason": err.reason}
+            )
+    # Already rated, reopened by staff in the meantime, or refused: the digit is content.
+    target = load_supplement_target(state.profile, state.open_id, message.create_time)
+    state = CitizenState(state.open_id, state.profile, state.draft, supplement_to=target)
     plan_content(plan, message, state, settings.collecting_window_seconds, ticket_numbers.allocate)
     plan.profile_remove.append("pending_rating_ticket_id")
 
@@ -245,7 +272,8 @@ def build_plan(message: Message, dedup_hash: str) -> Plan | None:
     match classification.intent:
         case Intent.CONTENT:
             assert isinstance(message, ContentMessage)
-            state = CitizenState(open_id, profile, draft, awaiting=repository.awaiting_ticket(open_id))
+            target = load_supplement_target(profile, open_id, message.create_time)
+            state = CitizenState(open_id, profile, draft, supplement_to=target)
             plan_content(plan, message, state, window, ticket_numbers.allocate)
         case Intent.EMPTY_TEXT:
             assert isinstance(message, TextMessage)

@@ -307,6 +307,12 @@ def test_conversation_ticket_number_lookup_foreign(
 def closed_ticket_awaiting_rating(driver: TicketWriteDriver, open_id: str) -> None:
     driver.send(driver.text(open_id, "路灯坏了", BASE_TIME), driver.text(open_id, "提交", BASE_TIME + 1))
     driver.put_ticket_status(FIRST, "closed")
+    # A closed ticket was dispatched; the workflow's reopen needs its department and working days.
+    driver.table.update_item(
+        Key={"PK": f"TICKET#{FIRST}", "SK": "TICKET"},
+        UpdateExpression="SET department = :department, handling_working_days = :days",
+        ExpressionAttributeValues={":department": "cgj", ":days": 13},
+    )
     driver.table.update_item(
         Key={"PK": f"CITIZEN#{open_id}", "SK": "PROFILE"},
         UpdateExpression="SET pending_rating_ticket_id = :ticket",
@@ -344,7 +350,7 @@ def test_conversation_rating_dissatisfied_reopens(
     # WHEN the citizen answers 3 (不满意)
     driver.send(driver.text(open_id, "3", BASE_TIME + 100))
 
-    # THEN the ticket is reopened to dispatched, with the rating and a reopened history entry
+    # THEN the workflow reopens the ticket to dispatched, with the rating and a reopen history entry
     ticket = driver.ticket(FIRST)
     assert ticket["status"] == "dispatched"
     assert ticket["reopen_count"] == 1
@@ -353,8 +359,8 @@ def test_conversation_rating_dissatisfied_reopens(
         KeyConditionExpression="PK = :pk AND begins_with(SK, :hist)",
         ExpressionAttributeValues={":pk": f"TICKET#{FIRST}", ":hist": "HIST#"},
     )["Items"]
-    assert "reopened" in [entry["entry_type"] for entry in history]
-    assert (FIRST, "reopened", "dispatched") in changes(events)
+    assert "action:reopen" in [entry["entry_type"] for entry in history]
+    assert (FIRST, "status_changed", "dispatched") in changes(events)
     assert notice_texts(events)[-1] == f"很抱歉处理结果未能让您满意，工单 {FIRST} 已重新办理。"
 
 

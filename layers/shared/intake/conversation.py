@@ -7,7 +7,11 @@ The rules, in the order `classify` and `plan_content` apply them:
   `pending_rating_ticket_id`; a ticket number alone returns that ticket's timeline.
 - Empty or whitespace-only text opens no ticket.
 - Content (text, photo, voice, video, short video, location, link) goes, in this order of precedence:
-  1. to the citizen's newest ticket in `awaiting_citizen` (待补充), because staff asked for exactly that;
+  1. to the citizen's newest ticket in `awaiting_citizen` (待补充), because staff asked for exactly that.
+     The first supplement resumes the ticket through the workflow (`supplement_received`: back to the
+     status before the pause, deadline moved by the working days paused), in the same transaction;
+     messages that follow within the collecting window of the last supplement join the same ticket
+     while it is still being handled (the profile's `last_supplement_ticket_id`);
   2. to the open draft (status `collecting`) when at most the collecting window passed between the
      draft's last message and this one (both CreateTime). When more passed, the old draft is submitted
      in the same transaction and a new draft opens;
@@ -15,6 +19,9 @@ The rules, in the order `classify` and `plan_content` apply them:
 - The periodic LOCATION event updates the profile's `last_location`. A new draft takes it as its location
   when it is at most `LOCATION_EVENT_MAX_AGE_SECONDS` old, and an open draft without a location takes
   it when the event arrives. A location message always replaces a location from an event.
+
+- A rating and the supplement that ends a pause are workflow actions: `intake.workflow.transition`
+  decides their effect (a 3 reopens the ticket), exactly as for staff actions.
 
 Every function here is pure: it reads the citizen's state (loaded by ticket-write) and adds transaction
 entries, ticket events, notices and media jobs to a `Plan`. Ticket numbers come from the `allocate`
@@ -29,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from aws_lambda_powertools import Logger
 
 from intake import clock, texts
 from intake.citizen_profile import CitizenProfile, Location, profile_key
@@ -54,7 +63,8 @@ from intake.messages import (
     VoiceMessage,
 )
 from intake.records import CitizenNotice, MediaJob, NoticeKind, TicketEvent
-from intake.self_service import rating_choice, rating_label
+from intake.self_service import rating_choice
+from intake.ticket_actions import change_entries, change_event, change_notice
 from intake.ticket_numbers import parse_ticket_number
 from intake.ticket_repository import (
     Ticket,
@@ -68,12 +78,35 @@ from intake.ticket_repository import (
     update_ticket,
 )
 from intake.ticket_status import TicketStatus
+from intake.workflow import (
+    Change,
+    RateRequest,
+    SupplementReceivedRequest,
+    TransitionNotAllowedError,
+    transition,
+)
+from intake.workflow_config import get_workflow_config
+from intake.working_days import get_calendar
+
+logger = Logger(child=True)
 
 # A position from a LOCATION event older than this does not locate a new draft.
 LOCATION_EVENT_MAX_AGE_SECONDS = 1800
 
 CITIZEN = "citizen"
 SYSTEM = "system"
+# The `caller` recorded in the history of the workflow actions that ticket-write applies.
+WECHAT_CALLER = "wechat"
+# Statuses in which a ticket that was just supplemented still takes follow-up messages.
+SUPPLEMENT_FOLLOW_UP_STATUSES = frozenset(
+    {
+        TicketStatus.SUBMITTED,
+        TicketStatus.ACCEPTED,
+        TicketStatus.DISPATCHED,
+        TicketStatus.RETURNED,
+        TicketStatus.AWAITING_CITIZEN,
+    }
+)
 
 
 class Action(StrEnum):
@@ -173,12 +206,17 @@ def classify(message: Message, profile: CitizenProfile | None, ticket_prefix: st
 
 @dataclass(frozen=True)
 class CitizenState:
-    """The citizen's data as ticket-write read it before planning; `draft` is set only while it is collecting."""
+    """The citizen's data as ticket-write read it before planning.
+
+    `draft` is set only while it is collecting. `supplement_to` is the ticket item (read consistently)
+    that content goes to as a supplement: the ticket in `awaiting_citizen`, or the one supplemented
+    within the collecting window (see `supplement_target`).
+    """
 
     open_id: str
     profile: CitizenProfile | None
     draft: Ticket | None = None
-    awaiting: Ticket | None = None
+    supplement_to: dict[str, Any] | None = None
 
 
 @dataclass
@@ -524,39 +562,94 @@ def _join_draft(plan: Plan, message: ContentMessage, draft: Ticket) -> None:
     plan.outcome = "draft_joined"
 
 
-def _attach_supplement(plan: Plan, message: ContentMessage, ticket: Ticket, window: int) -> None:
+def supplement_target(
+    awaiting: dict[str, Any] | None,
+    last_supplemented: dict[str, Any] | None,
+    create_time: int,
+    window: int,
+) -> dict[str, Any] | None:
+    """Choose the ticket item that a content message supplements, if any.
+
+    `awaiting` is the citizen's newest ticket in `awaiting_citizen`; `last_supplemented` is the ticket
+    named by the profile's `last_supplement_ticket_id`. The latter takes the message while it is still
+    handled and its last supplement is at most `window` seconds older than the message.
+    """
+    if awaiting is not None and awaiting.get("status") == TicketStatus.AWAITING_CITIZEN:
+        return awaiting
+    if last_supplemented is None or last_supplemented.get("status") not in SUPPLEMENT_FOLLOW_UP_STATUSES:
+        return None
+    last = last_supplemented.get("last_supplement_at")
+    if not last or create_time - parse_iso(str(last)) > window:
+        return None
+    return last_supplemented
+
+
+def _resume_change(plan: Plan, item: dict[str, Any]) -> Change | None:
+    """Return the workflow change that ends the pause, or None when the ticket cannot resume."""
+    if item.get("status") != TicketStatus.AWAITING_CITIZEN:
+        return None
+    try:
+        return transition(
+            item,
+            SupplementReceivedRequest(action="supplement_received", actor=CITIZEN),
+            plan.at,
+            get_workflow_config(),
+            get_calendar(),
+        )
+    except TransitionNotAllowedError as err:
+        # An item without `resume_status` (written before the workflow recorded it) keeps waiting;
+        # staff resume it with the `resume` action.
+        logger.warning(
+            "supplement cannot resume the ticket",
+            extra={"ticket_id": item.get("ticket_id"), "reason": err.reason},
+        )
+        return None
+
+
+def _attach_supplement(plan: Plan, message: ContentMessage, item: dict[str, Any], window: int) -> None:
+    ticket_id = str(item["ticket_id"])
+    status = TicketStatus(str(item["status"]))
     message_iso = clock.iso_utc(message.create_time)
     values: dict[str, Any] = {
         "last_message_at": message_iso,
         "last_supplement_at": message_iso,
         "updated_at": plan.at_iso,
     }
-    values |= _flag_emergency(plan, ticket.ticket_id, message)
+    values |= _flag_emergency(plan, ticket_id, message)
     location = message_location(message)
     if location:
         values["location"] = location.model_dump()
-    plan.entries.append(
-        update_ticket(
-            ticket.ticket_id, TicketStatus.AWAITING_CITIZEN, set_values=values, add={"message_count": 1}
+    change = _resume_change(plan, item)
+    if change is not None:
+        entries, entry = change_entries(
+            item, change, CITIZEN, WECHAT_CALLER, plan.at, extra_set=values, add={"message_count": 1}
         )
-    )
-    _add_message(plan, ticket.ticket_id, message, TicketStatus.AWAITING_CITIZEN)
+        plan.entries += entries
+        plan.ticket_events.append(change_event(ticket_id, change, entry, plan.at))
+        plan.notices += [
+            change_notice(ticket_id, plan.open_id, draft, entry, plan.at) for draft in change.notices
+        ]
+        status = change.after_status
+    else:
+        plan.entries.append(update_ticket(ticket_id, status, set_values=values, add={"message_count": 1}))
+    _add_message(plan, ticket_id, message, status)
     plan.event(
-        ticket.ticket_id,
+        ticket_id,
         "supplement_received",
-        TicketStatus.AWAITING_CITIZEN,
+        status,
         detail={"msg_type": message.msg_type, "message_sk": plan.message_sk},
     )
     # One acknowledgement per burst of supplements, like the draft's collecting window.
-    last = ticket.last_supplement_at
-    if last is None or message.create_time - parse_iso(last) > window:
+    last = item.get("last_supplement_at")
+    if not last or message.create_time - parse_iso(str(last)) > window:
         plan.notice(
             plan.reply_id("supplement"),
             NoticeKind.STATUS,
-            texts.text("citizen.supplement_received", ticket_id=ticket.ticket_id),
-            ticket_id=ticket.ticket_id,
-            status=TicketStatus.AWAITING_CITIZEN,
+            texts.text("citizen.supplement_received", ticket_id=ticket_id),
+            ticket_id=ticket_id,
+            status=status,
         )
+    plan.profile_set["last_supplement_ticket_id"] = ticket_id
     plan.outcome = "supplement_attached"
 
 
@@ -573,8 +666,8 @@ def plan_content(
     """Add one content message to the right ticket (see the module docstring for the precedence)."""
     record_interaction(plan, state.profile, message.create_time)
     plan.profile_set["last_message_at"] = message.create_time
-    if state.awaiting is not None:
-        _attach_supplement(plan, message, state.awaiting, window)
+    if state.supplement_to is not None:
+        _attach_supplement(plan, message, state.supplement_to, window)
         return
     draft = state.draft
     if draft is not None and not draft_is_silent(draft, message.create_time, window):
@@ -624,87 +717,33 @@ def plan_self_service_reply(plan: Plan, message: Message, state: CitizenState, t
     plan.outcome = "self_service_answered"
 
 
-def plan_rating(plan: Plan, message: TextMessage, state: CitizenState, ticket: Ticket, score: int) -> None:
-    """Record the citizen's rating of a closed ticket; 3 (不满意) reopens it (重办) instead of closing it."""
+def plan_rating(
+    plan: Plan, message: TextMessage, state: CitizenState, item: dict[str, Any], score: int
+) -> None:
+    """Record the citizen's rating of a closed ticket (item read consistently) through the workflow.
+
+    `intake.workflow.transition` decides the effect: 1 and 2 rate the ticket, 3 (不满意) reopens it
+    (重办). Raises TransitionNotAllowedError when the workflow refuses, for example a reopen of a
+    ticket without a department.
+    """
+    ticket_id = str(item["ticket_id"])
+    change = transition(
+        item,
+        RateRequest(action="rate", actor=CITIZEN, score=score),
+        plan.at,
+        get_workflow_config(),
+        get_calendar(),
+    )
     record_interaction(plan, state.profile, message.create_time)
     plan.profile_remove.append("pending_rating_ticket_id")
-    plan.ticket_id = ticket.ticket_id
-    rating = {"score": score, "label": rating_label(score), "at": plan.at_iso}
-    if score == 3:
-        plan.entries.append(
-            update_ticket(
-                ticket.ticket_id,
-                TicketStatus.CLOSED,
-                set_values={
-                    **status_change_values(TicketStatus.DISPATCHED, plan.at_iso, sort_time=ticket.deadline),
-                    "rating": rating,
-                },
-                add={"reopen_count": 1},
-            )
-        )
-        plan.entries.append(
-            put_new(
-                history_item(
-                    ticket.ticket_id,
-                    "reopened",
-                    CITIZEN,
-                    at=plan.at,
-                    before_status=TicketStatus.CLOSED,
-                    after_status=TicketStatus.DISPATCHED,
-                    detail={"rating": score},
-                )
-            )
-        )
-        plan.event(
-            ticket.ticket_id,
-            "reopened",
-            TicketStatus.DISPATCHED,
-            previous_status=TicketStatus.CLOSED,
-            detail={"rating": score},
-        )
-        plan.notice(
-            f"{ticket.ticket_id}:rating",
-            NoticeKind.STATUS,
-            texts.text("citizen.rating_reopened", ticket_id=ticket.ticket_id),
-            ticket_id=ticket.ticket_id,
-            status=TicketStatus.DISPATCHED,
-        )
-        plan.outcome = "ticket_reopened"
-        return
-    plan.entries.append(
-        update_ticket(
-            ticket.ticket_id,
-            TicketStatus.CLOSED,
-            set_values={**status_change_values(TicketStatus.RATED, plan.at_iso), "rating": rating},
-        )
-    )
-    plan.entries.append(
-        put_new(
-            history_item(
-                ticket.ticket_id,
-                "rated",
-                CITIZEN,
-                at=plan.at,
-                before_status=TicketStatus.CLOSED,
-                after_status=TicketStatus.RATED,
-                detail={"rating": score},
-            )
-        )
-    )
-    plan.event(
-        ticket.ticket_id,
-        "status_changed",
-        TicketStatus.RATED,
-        previous_status=TicketStatus.CLOSED,
-        detail={"rating": score},
-    )
-    plan.notice(
-        f"{ticket.ticket_id}:rating",
-        NoticeKind.SELF_SERVICE,
-        texts.text("citizen.rating_recorded", rating=rating_label(score)),
-        ticket_id=ticket.ticket_id,
-    )
-    plan.outcome = "ticket_rated"
+    plan.ticket_id = ticket_id
+    entries, entry = change_entries(item, change, CITIZEN, WECHAT_CALLER, plan.at)
+    plan.entries += entries
+    plan.ticket_events.append(change_event(ticket_id, change, entry, plan.at))
+    plan.notices += [
+        change_notice(ticket_id, plan.open_id, draft, entry, plan.at) for draft in change.notices
+    ]
+    plan.outcome = "ticket_rated" if change.after_status is TicketStatus.RATED else "ticket_reopened"
 
 
 # -- events -----------------------------------------------------------------------------------------

@@ -79,7 +79,13 @@ def _audit_values(ticket: dict[str, Any], change: Change) -> tuple[dict[str, Any
     return before, after
 
 
-def _ticket_update(ticket: dict[str, Any], change: Change, version: int) -> dict[str, Any]:
+def _ticket_update(
+    ticket: dict[str, Any],
+    change: Change,
+    version: int,
+    extra_set: dict[str, Any] | None = None,
+    add: dict[str, int] | None = None,
+) -> dict[str, Any]:
     condition = "#c_status = :c_status AND "
     values: dict[str, Any] = {
         "#c_status": "status",
@@ -91,12 +97,71 @@ def _ticket_update(ticket: dict[str, Any], change: Change, version: int) -> dict
         values[":c_version"] = version
     else:
         condition += "attribute_not_exists(#c_version)"
+    set_values = {**change.set_fields, **(extra_set or {}), "version": version + 1}
     return update(
         ticket_key(str(ticket["ticket_id"])),
-        set_values={**change.set_fields, "version": version + 1},
-        remove=[name for name in change.remove_fields if name not in change.set_fields],
+        set_values=set_values,
+        remove=[name for name in change.remove_fields if name not in set_values],
+        add=add,
         condition=condition,
         condition_values=values,
+    )
+
+
+def change_entries(
+    ticket: dict[str, Any],
+    change: Change,
+    actor: str,
+    caller: str,
+    at: float,
+    extra_set: dict[str, Any] | None = None,
+    add: dict[str, int] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return the transaction entries of a change (ticket update, history put) and the history entry.
+
+    The ticket update is conditioned on the status and `version` read; `extra_set` and `add` change
+    attributes outside the workflow in the same update (ticket-write's message count, for example).
+    """
+    before, after = _audit_values(ticket, change)
+    entry = history_item(
+        str(ticket["ticket_id"]),
+        entry_type=f"action:{change.action}",
+        actor=actor,
+        at=at,
+        before_status=change.before_status.value,
+        after_status=change.after_status.value,
+        detail={**change.detail, "caller": caller, "before": before, "after": after},
+    )
+    version = int(ticket.get("version", 0))
+    return [_ticket_update(ticket, change, version, extra_set, add), put_new(entry)], entry
+
+
+def change_event(ticket_id: str, change: Change, entry: dict[str, Any], at: float) -> TicketEvent:
+    """Return the `TicketChanged` event of a committed change."""
+    status_changed = change.before_status is not change.after_status
+    return TicketEvent(
+        ticket_id=ticket_id,
+        change="status_changed" if status_changed else str(change.action),
+        status=change.after_status.value,
+        previous_status=change.before_status.value,
+        actor=str(entry["actor"]),
+        at=at,
+        detail={"action": str(change.action), "history_sk": entry["SK"]},
+    )
+
+
+def change_notice(
+    ticket_id: str, open_id: str, draft: NoticeDraft, entry: dict[str, Any], at: float
+) -> CitizenNotice:
+    """Return a notice of a change; its id is stable for the history entry, so redeliveries share it."""
+    return CitizenNotice(
+        notice_id=f"{ticket_id}:{entry['SK']}:{draft.kind}",
+        kind=draft.kind,
+        open_id=open_id,
+        ticket_id=ticket_id,
+        status=draft.status,
+        text=draft.text,
+        created_at=at,
     )
 
 
@@ -152,17 +217,7 @@ class TicketActions:
         ticket = self.get_ticket_item(ticket_id)
         change = transition(ticket, request, at, self._config, self._calendar)
         version = int(ticket.get("version", 0))
-        before, after = _audit_values(ticket, change)
-        entry = history_item(
-            ticket_id,
-            entry_type=f"action:{change.action}",
-            actor=request.actor,
-            at=at,
-            before_status=change.before_status.value,
-            after_status=change.after_status.value,
-            detail={**change.detail, "caller": caller, "before": before, "after": after},
-        )
-        entries = [_ticket_update(ticket, change, version), put_new(entry)]
+        entries, entry = change_entries(ticket, change, request.actor, caller, at)
         if change.action is Action.MERGE:
             entries += self._merge_entries(ticket_id, change.detail["into"], request.actor, at)
         self._repository.commit(entries, marker_index=None)
@@ -223,15 +278,7 @@ class TicketActions:
     def _notice(
         ticket: dict[str, Any], open_id: str, draft: NoticeDraft, entry: dict[str, Any], at: float
     ) -> CitizenNotice:
-        return CitizenNotice(
-            notice_id=f"{ticket['ticket_id']}:{entry['SK']}:{draft.kind}",
-            kind=draft.kind,
-            open_id=open_id,
-            ticket_id=str(ticket["ticket_id"]),
-            status=draft.status,
-            text=draft.text,
-            created_at=at,
-        )
+        return change_notice(str(ticket["ticket_id"]), open_id, draft, entry, at)
 
     def _merged_ticket_notices(
         self, ticket: dict[str, Any], entry: dict[str, Any], at: float
@@ -249,16 +296,7 @@ class TicketActions:
 
     def _publish(self, ticket: dict[str, Any], change: Change, entry: dict[str, Any], at: float) -> bool:
         """Publish the change and its notices; on failure record it in the history and return False."""
-        status_changed = change.before_status is not change.after_status
-        event = TicketEvent(
-            ticket_id=str(ticket["ticket_id"]),
-            change="status_changed" if status_changed else str(change.action),
-            status=change.after_status.value,
-            previous_status=change.before_status.value,
-            actor=str(entry["actor"]),
-            at=at,
-            detail={"action": str(change.action), "history_sk": entry["SK"]},
-        )
+        event = change_event(str(ticket["ticket_id"]), change, entry, at)
         notices = self._notices(ticket, change, entry, at)
         try:
             self._publisher.publish([event], notices)

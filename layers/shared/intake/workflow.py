@@ -3,7 +3,10 @@
 `TRANSITIONS` is the only place that allows or forbids a status change; docs/workflow.md shows the
 same table (a test compares them). `transition()` applies one action to a ticket item in memory and
 returns the `Change` to write: new attributes, the history detail and the notices for the citizen.
-It performs no I/O; `intake.ticket_actions` writes the change to DynamoDB.
+It performs no I/O. Both writers use it: staff actions through `intake.ticket_actions`, and the
+citizen's actions in ticket-write (`supplement_received` when a supplement reaches a ticket in
+`awaiting_citizen`, `rate` when the citizen answers the rating invitation). A rating of 3 (不满意) is
+the `reopen` action (重办), decided here in `effective_action`.
 """
 
 from __future__ import annotations
@@ -164,6 +167,11 @@ class SupplementReceivedRequest(_ActionRequest):
     action: Literal["supplement_received"]
 
 
+class RateRequest(_ActionRequest):
+    action: Literal["rate"]
+    score: int = Field(ge=1, le=3, description="1 满意, 2 基本满意, 3 不满意 (reopens the ticket)")
+
+
 class ExtendRequest(_ActionRequest):
     action: Literal["extend"]
     reason: str = Field(min_length=1, max_length=500)
@@ -209,7 +217,10 @@ StaffActionRequest = Annotated[
     Field(discriminator="action"),
 ]
 
-ActionRequest = StaffActionRequest | SupplementReceivedRequest
+ActionRequest = StaffActionRequest | SupplementReceivedRequest | RateRequest
+
+# The rating score that sends a ticket back for handling (重办) instead of finishing it.
+DISSATISFIED_SCORE = 3
 
 
 # -- the change an action makes -------------------------------------------------------------------------
@@ -247,6 +258,18 @@ def _deadline(ticket: Mapping[str, Any]) -> float | None:
     return deadlines.parse_iso(str(value)) if value else None
 
 
+def effective_action(request: ActionRequest) -> Action:
+    """Return the action a request performs: a dissatisfied rating is a reopen, the rest are themselves."""
+    if isinstance(request, RateRequest) and request.score == DISSATISFIED_SCORE:
+        return Action.REOPEN
+    return Action(request.action)
+
+
+def rating_record(score: int, at: float) -> dict[str, Any]:
+    """Return the `rating` attribute of a rated ticket."""
+    return {"score": score, "label": texts.text(f"rating.{score}"), "at": clock.iso_utc(at)}
+
+
 def transition(
     ticket: Mapping[str, Any],
     request: ActionRequest,
@@ -259,7 +282,7 @@ def transition(
     Raises TransitionNotAllowedError when the status machine forbids the action and
     InvalidActionInputError when a code in the request is not configured.
     """
-    action = Action(request.action)
+    action = effective_action(request)
     after = target_status(action, ticket)
     change = Change(action=action, before_status=TicketStatus(str(ticket["status"])), after_status=after)
     change.set_fields["updated_at"] = clock.iso_utc(at)
@@ -511,6 +534,22 @@ def _apply_close(
     )
 
 
+def _apply_rate(
+    change: Change,
+    ticket: Mapping[str, Any],
+    request: Any,
+    at: float,
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+) -> None:
+    assert isinstance(request, RateRequest)
+    rating = rating_record(request.score, at)
+    change.set_fields["rating"] = rating
+    change.detail["rating"] = request.score
+    text = texts.text("citizen.rating_recorded", rating=rating["label"])
+    change.notices.append(NoticeDraft(NoticeKind.SELF_SERVICE, text))
+
+
 def _apply_reopen(
     change: Change,
     ticket: Mapping[str, Any],
@@ -519,7 +558,8 @@ def _apply_reopen(
     config: WorkflowConfig,
     calendar: WorkingCalendar,
 ) -> None:
-    assert isinstance(request, ReopenRequest)
+    """Reopen (重办) on a staff request, or on the citizen's dissatisfied rating, which stays recorded."""
+    assert isinstance(request, ReopenRequest | RateRequest)
     if not ticket.get("department"):
         raise TransitionNotAllowedError(request.action, str(ticket["status"]), "the ticket has no department")
     working_days = int(ticket.get("handling_working_days", 0))
@@ -530,7 +570,12 @@ def _apply_reopen(
         "deadline": clock.iso_utc(deadline),
     }
     change.remove_fields += ["closed_at", "replied_at", "replied_on_time", "reply_text", "rating"]
-    change.detail |= {"reason": request.reason, "deadline": clock.iso_utc(deadline)}
+    if isinstance(request, RateRequest):
+        change.set_fields["rating"] = rating_record(request.score, at)
+        change.detail |= {"reason": "rating_dissatisfied", "rating": request.score}
+    else:
+        change.detail["reason"] = request.reason
+    change.detail["deadline"] = clock.iso_utc(deadline)
     text = texts.text("citizen.rating_reopened", ticket_id=ticket["ticket_id"])
     change.notices.append(NoticeDraft(NoticeKind.STATUS, text, str(S.DISPATCHED)))
 
@@ -565,6 +610,7 @@ _APPLY = {
     Action.APPROVE_EXTENSION: _apply_approve_extension,
     Action.REPLY: _apply_reply,
     Action.CLOSE: _apply_close,
+    Action.RATE: _apply_rate,
     Action.REOPEN: _apply_reopen,
     Action.MERGE: _apply_merge,
 }
