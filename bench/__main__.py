@@ -13,6 +13,7 @@ from bench import report
 from bench.cold_start import baseline_sample, function_sample
 from bench.machine import describe
 from bench.package_size import measure_package_sizes
+from bench.pipeline import DEFAULT_CITIZENS, DEFAULT_PUSHES, measure_pipeline
 from bench.warm_webhook import CREDENTIALS, measure_warm_webhook
 from devstack.moto_server import MotoServer, fake_aws_environment
 from devstack.resources import create_stack
@@ -48,6 +49,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--pushes", type=int, default=2000, help="pushes per warm-webhook figure (default 2000)"
     )
+    parser.add_argument(
+        "--pipeline-pushes",
+        type=int,
+        default=DEFAULT_PUSHES,
+        help=f"pushes of the local-stack pipeline burst (default {DEFAULT_PUSHES}; 0 skips it)",
+    )
     parser.add_argument("--skip-build", action="store_true", help="skip `sam build` and the package sizes")
     arguments = parser.parse_args(argv)
 
@@ -66,15 +73,25 @@ def main(argv: list[str]) -> int:
 
     sizes = None if arguments.skip_build else measure_package_sizes(load_template())
 
+    pipeline = None
+    if arguments.pipeline_pushes > 0:
+        citizens = min(DEFAULT_CITIZENS, arguments.pipeline_pushes)
+        print(f"pipeline: {arguments.pipeline_pushes} pushes from {citizens} citizens", flush=True)
+        pipeline = measure_pipeline(arguments.pipeline_pushes, citizens)
+
     text = report.render(
         machine=describe(),
-        command=f"make bench (python -m bench --runs {arguments.runs} --pushes {arguments.pushes})",
+        command=(
+            f"make bench (python -m bench --runs {arguments.runs} --pushes {arguments.pushes} "
+            f"--pipeline-pushes {arguments.pipeline_pushes})"
+        ),
         date=datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"),
         baseline=baseline,
         cold=cold,
         without_bytecode=without_bytecode,
         warm=warm,
         sizes=sizes,
+        pipeline=pipeline,
     )
     (ROOT / "BENCHMARKS.md").write_text(text, encoding="utf-8")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")

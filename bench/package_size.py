@@ -38,7 +38,9 @@ def _zipped_size(directories: list[Path]) -> int:
 
 
 def run_sam_build() -> None:
-    environment = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    # sam build looks for `python3.13` on PATH; the project's virtualenv has one.
+    path = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    environment = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": path}
     subprocess.run(
         [str(ROOT / ".venv" / "bin" / "sam"), "build", "--template", str(ROOT / "template.yaml")],
         cwd=ROOT,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bench.cold_start import ImportSample
 from bench.package_size import PackageSize
+from bench.pipeline import PipelineFigure
 from bench.warm_webhook import WarmFigure
 
 COLD_START_TARGET_RATIO = 1.5
@@ -82,6 +83,30 @@ def _size_table(sizes: Sequence[PackageSize] | None) -> list[str]:
     return lines
 
 
+def _pipeline_table(figure: PipelineFigure | None) -> list[str]:
+    if figure is None:
+        return ["Not measured in this run (`--pipeline-pushes 0`)."]
+    return [
+        f"{figure.pushes} text pushes from {figure.citizens} citizens, all sent at once.",
+        "",
+        "| figure | median | p95 |",
+        "| --- | --- | --- |",
+        f"| webhook answer (POST to HTTP 200) | {_ms(figure.webhook_median)} | {_ms(figure.webhook_p95)} |",
+        f"| push → message item in DynamoDB | {_ms(figure.item_median)} | {_ms(figure.item_p95)} |",
+        f"| citizen's first push → acknowledgement accepted by WeChat | {_ms(figure.ack_median)} "
+        f"| {_ms(figure.ack_p95)} |",
+        f"| floor: one SendMessage, ReceiveMessage, DeleteMessage, PutItem chain | "
+        f"{_ms(figure.floor_chain_median)} | {_ms(figure.floor_chain_p95)} |",
+        "",
+        "| throughput | pushes per second |",
+        "| --- | --- |",
+        f"| pipeline (first POST to last message item) | {figure.throughput:.1f} |",
+        f"| floor (the same number of chains, as many threads as citizens) | {figure.floor_throughput:.1f} |",
+        "",
+        f"Poll resolution (median BatchGetItem round): {_ms(figure.poll_resolution)}.",
+    ]
+
+
 def render(
     machine: str,
     command: str,
@@ -91,6 +116,7 @@ def render(
     without_bytecode: Sequence[ImportSample],
     warm: Sequence[WarmFigure],
     sizes: Sequence[PackageSize] | None,
+    pipeline: PipelineFigure | None = None,
 ) -> str:
     sections = [
         "# Benchmarks",
@@ -134,5 +160,115 @@ def render(
         "",
         *_size_table(sizes),
         "",
+        "## Pipeline on the local stack",
+        "",
+        "`bench/pipeline.py` runs template.yaml on the local stack (moto's server, the WeChat emulator "
+        "and every function in worker processes on this machine) and sends a burst of signed, encrypted "
+        "text pushes: one thread per citizen posts that citizen's messages in order, citizens in "
+        "parallel, as WeChat delivers them. Push → message item is the time from the POST to the first "
+        "poll that finds the push's marker, which ticket-write writes in the same transaction as the "
+        "message item. First push → acknowledgement is per citizen: from the first POST to the "
+        "emulator's acceptance of the customer-service message that acknowledges the new draft (later "
+        "messages join the draft and are not acknowledged again). The floor is moto alone: the same "
+        "number of SQS send, receive, delete and DynamoDB put chains on the same server.",
+        "",
+        "These figures describe this machine, not AWS: every function shares its cores with moto, "
+        "ticket-write runs two batches at a time here, and the local API gateway runs four webhook "
+        "workers, so a burst queues where Lambda would add instances. Read them as the cost of our code "
+        "per push relative to moto's floor, and as a check that a burst loses or duplicates nothing.",
+        "",
+        *_pipeline_table(pipeline),
+        "",
+        *CAPACITY_ON_PAPER,
     ]
     return "\n".join(sections)
+
+
+# Static text: how the deployed template holds a spike, and what 10,000 tickets cost. The AWS limits
+# were read from the AWS documentation (Lambda scaling behaviour, SQS message quotas, DynamoDB
+# on-demand capacity mode) when this section was written; prices are stated as assumptions.
+CAPACITY_ON_PAPER = [
+    "## Capacity on paper",
+    "",
+    "Not measured: what the template's settings and AWS's documented limits allow for a spike of "
+    "1,000 pushes per second (a typhoon night, say). Check the quotas of the account and Region "
+    "(samconfig.toml deploys to ap-east-1) before relying on them.",
+    "",
+    "- **API Gateway.** The stage throttles at 1,000 requests per second with a burst of 2,000 "
+    "(`ThrottlingRateLimit` and `ThrottlingBurstLimit` in template.yaml). WeChat retries a push "
+    "that gets no answer within 5 s (three attempts), so a short overload delays pushes rather than "
+    "losing them; a longer one loses the pushes whose third attempt is also refused. The account-level "
+    "API Gateway quota of the Region is a second, higher ceiling.",
+    "- **Webhook functions.** message-ingest only verifies, decrypts, parses and sends one SQS "
+    "message (see the warm-webhook figures above). AWS documents a scaling rate of 1,000 new "
+    "execution environments every 10 seconds per function, and a default account concurrency of "
+    "1,000 shared by every function. At an estimated 50 ms per warm push, 1,000 pushes per second "
+    "need about 50 concurrent instances; a spike that arrives cold pays one cold start per new "
+    "instance (see the cold-start figures).",
+    "- **Inbound FIFO queue.** It is in high-throughput mode (`DeduplicationScope: messageGroup`, "
+    "`FifoThroughputLimit: perMessageGroupId`). AWS documents 300 transactions per second per API "
+    "action per partition (3,000 messages with batching) and, in high-throughput mode, a per-queue "
+    "limit that depends on the Region (up to 70,000 non-batched transactions per second in the "
+    "largest Regions, less elsewhere; the SQS quota page lists them). The message group is the "
+    "citizen's OpenID, and a citizen sends at most a few messages per second, so the per-group limit "
+    "is never the bound.",
+    "- **ticket-write.** For a FIFO source, AWS documents that Lambda scales to the number of active "
+    "message groups, that is, one instance per citizen with queued messages, up to the account's "
+    "concurrency. Order within a citizen is kept; citizens proceed in parallel.",
+    "- **reply-push.** Capped at 5 concurrent instances (`MaximumConcurrency` on its event source), "
+    "each sending at most 50 WeChat calls per second (`WECHAT_SEND_RATE_PER_SECOND`), so at most 250 "
+    "sends per second leave for WeChat; the rest wait on the outbound queue. WeChat's own quotas "
+    "(45009 daily, 45011 per minute) put notices back on the queue with a delay.",
+    "- **DynamoDB.** On-demand. AWS documents that a new on-demand table sustains 4,000 writes and "
+    "12,000 reads per second, that a table takes up to twice its previous peak at once (more "
+    "throttles if it comes within 30 minutes), and that each partition serves at most 1,000 write "
+    "units per second. Each push writes about 11 write units (estimate below), so 1,000 pushes per "
+    "second need about 11,000 write units per second: above a new table's 4,000, so a table that "
+    "has never seen such a peak throttles at first (the SDK retries; SQS redelivers what still "
+    "fails). Keys spread by ticket and citizen, so no single partition is the bound. Switching the "
+    "table to provisioned mode for a day to pre-warm it is the documented remedy before a known event.",
+    "",
+    "### What 10,000 tickets cost (estimate)",
+    "",
+    "Assumed unit prices: AWS list prices for us-east-1 (US dollars) as we understood them in 2025, "
+    "not checked against the AWS price list in this run. ap-east-1, where samconfig.toml deploys, "
+    "is dearer for most of these.",
+    "",
+    "| service | assumed unit price |",
+    "| --- | --- |",
+    "| API Gateway REST | $3.50 per million requests |",
+    "| Lambda (arm64) | $0.20 per million requests, $0.0000133334 per GB-second |",
+    "| SQS FIFO | $0.50 per million requests (64 KB each) |",
+    "| EventBridge custom events | $1.00 per million |",
+    "| DynamoDB on-demand | $0.625 per million write units, $0.125 per million read units |",
+    "| S3 Standard | $0.005 per 1,000 PUT, $0.0004 per 1,000 GET, $0.023 per GB-month |",
+    "| KMS | $1 per key-month, $0.03 per 10,000 requests |",
+    "",
+    "A ticket is taken as 3 citizen pushes (two texts, one photo) plus a rating, 5 staff API calls "
+    "(read, accept, dispatch, reply, close) and 6 notices (acknowledgement, accepted, dispatched, "
+    "answer, closed, rating invitation). Requests per ticket, counted from the handlers' code "
+    "paths (rounded; batching by the event sources only lowers them):",
+    "",
+    "| service | per ticket | 10,000 tickets | cost |",
+    "| --- | --- | --- | --- |",
+    "| API Gateway | 4 pushes + 5 staff calls = 9 | 90,000 | $0.32 |",
+    "| Lambda requests | 4 ingest + 4 ticket-write + 1 media-store + 6 reply-push + 5 staff-api = 20 "
+    "| 200,000 | $0.04 |",
+    "| Lambda compute (estimated durations) | ≈ 3.8 GB-s, most of it media-store | 38,000 GB-s | $0.51 |",
+    "| SQS (send, receive, delete) | 11 messages × 3 = 33 | 330,000 | $0.17 |",
+    "| EventBridge | ≈ 20 events (TicketChanged and notices) | 200,000 | $0.20 |",
+    "| DynamoDB writes | ≈ 11 per push (idempotency record, the transaction of marker, message, "
+    "ticket and profile) + ≈ 9 per notice (ledger, quota, history, idempotency) + ≈ 4 per staff "
+    "action = ≈ 120 | 1.2 million | $0.75 |",
+    "| DynamoDB reads | ≈ 40 | 400,000 | $0.05 |",
+    "| S3 | 2 PUT (original, cleaned copy) + 2 GET | 20,000 + 20,000 | $0.11 |",
+    "| KMS | ≈ 10 | 100,000 | $0.30 |",
+    "| **total** | | | **≈ $2.50** |",
+    "",
+    "The monthly fixed costs outweigh that: the NAT gateway of `EnableFixedEgressIp=true` (about $33 "
+    "a month plus data), 25 CloudWatch alarms at $0.10 each, the KMS key ($1), two Secrets Manager "
+    "secrets ($0.40 each), the scheduled functions (draft-submit every minute, token-refresh every "
+    "5 minutes: about 52,000 invocations a month), the event sources' empty long polls of three "
+    "queues, and log ingestion and storage (set by `LogRetentionDays`).",
+    "",
+]
