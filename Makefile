@@ -64,7 +64,7 @@ local: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-ci: lint build test
+ci: lint typecheck build test
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack
