@@ -333,6 +333,8 @@ class NoticeDelivery:
         else:
             assert part.media is not None
             self._limiter.acquire()
+            # NOTE: a timeout here keeps the part's quota claimed, as for a send whose result is
+            # unknown, although an upload never reaches the citizen.
             media_id = self._uploader.upload(part.media)
             kind = part.media.media_type
             payload = {"touser": notice.open_id, "msgtype": kind, kind: {"media_id": media_id}}

@@ -2,7 +2,7 @@
 
 A customer-service image or voice message refers to a `media_id`, which `cgi-bin/media/upload`
 returns (`WeChatApiClient.upload_media`); WeChat keeps the file for 3 days. This module reads the S3
-object, refusing one larger than WeChat accepts before any byte is downloaded, and hands it to the
+object, rejecting one larger than WeChat accepts before any byte is downloaded, and hands it to the
 client, which owns the access token, its refresh and the errcodes.
 """
 
