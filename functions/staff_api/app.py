@@ -33,6 +33,7 @@ from botocore.config import Config
 from pydantic import BaseModel, Field
 
 from intake import clock, open311, texts
+from intake.answer_media import InvalidAnswerMediaError, check_answer_media
 from intake.duplicate_suggestions import (
     DEFAULT_DAYS,
     DEFAULT_RADIUS_M,
@@ -51,7 +52,12 @@ from intake.ticket_search import InvalidPageTokenError, TicketFilter, TicketSear
 from intake.ticket_stats import StatsFilter, TicketStats, ticket_stats
 from intake.ticket_status import TicketStatus
 from intake.ticket_view import Ticket, TicketSummary, ticket_detail, ticket_summary
-from intake.workflow import InvalidActionInputError, StaffActionRequest, TransitionNotAllowedError
+from intake.workflow import (
+    InvalidActionInputError,
+    ReplyRequest,
+    StaffActionRequest,
+    TransitionNotAllowedError,
+)
 from intake.workflow_config import get_workflow_config
 from intake.working_days import get_calendar
 
@@ -174,6 +180,12 @@ def handle_invalid_query(error: InvalidQueryError) -> Response[str]:
     )
 
 
+@app.exception_handler(InvalidAnswerMediaError)
+def handle_invalid_answer_media(error: InvalidAnswerMediaError) -> Response[str]:
+    logger.warning("reply media rejected", extra={"s3_key": error.s3_key, "reason": error.reason})
+    return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail=f"media={error.s3_key}")
+
+
 @app.exception_handler(TicketNotFoundError)
 def handle_ticket_not_found(error: TicketNotFoundError) -> Response[str]:
     logger.info("ticket not found", extra={"ticket_id": error.ticket_id})
@@ -244,6 +256,10 @@ def act_on_ticket(
     request: Annotated[StaffActionRequest, Body()],
 ) -> ActionResult:
     caller = caller_arn(app.current_event.raw_event) or ""
+    if isinstance(request, ReplyRequest) and request.media:
+        # An unknown ticket is a 404 before any complaint about its files.
+        actions.get_ticket_item(ticket_id)
+        check_answer_media(s3, settings.media_bucket, ticket_id, request.media)
     result = actions.apply(ticket_id, request, caller)
     children = ticket_children(table, ticket_id)
     ticket = ticket_detail(result.ticket, children, get_workflow_config(), clock.now(), media_url)

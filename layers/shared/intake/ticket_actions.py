@@ -161,6 +161,7 @@ def change_notice(
         ticket_id=ticket_id,
         status=draft.status,
         text=draft.text,
+        media=list(draft.media),
         created_at=at,
     )
 

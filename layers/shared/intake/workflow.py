@@ -19,8 +19,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from intake import clock, deadlines, texts
+from intake.answer_media import MAX_ANSWER_MEDIA, notice_media
 from intake.keys import department_gsi_pk, status_gsi_pk
-from intake.records import NoticeKind
+from intake.records import NoticeKind, NoticeMedia
 from intake.ticket_status import TicketStatus
 from intake.workflow_config import WorkflowConfig
 from intake.working_days import WorkingCalendar
@@ -185,6 +186,12 @@ class ApproveExtensionRequest(_ActionRequest):
 class ReplyRequest(_ActionRequest):
     action: Literal["reply"]
     text: str = Field(min_length=1, max_length=2000, description="The answer sent to the citizen")
+    media: list[Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^media/")]] = Field(
+        default_factory=list,
+        max_length=MAX_ANSWER_MEDIA,
+        description="S3 keys of this ticket's files in the media bucket (jpg, png, gif as images; amr, "
+        "mp3 as voice), sent after the text",
+    )
 
 
 class CloseRequest(_ActionRequest):
@@ -233,6 +240,7 @@ class NoticeDraft:
     kind: NoticeKind
     text: str
     status: str | None = None
+    media: tuple[NoticeMedia, ...] = ()
 
 
 @dataclass
@@ -505,11 +513,14 @@ def _apply_reply(
         "replied_on_time": on_time,
     }
     change.detail |= {"text": request.text, "on_time": on_time}
+    if request.media:
+        change.detail["media"] = list(request.media)
     department = config.department_name(str(ticket.get("department", ""))) or ""
     text = texts.text(
         "notice.staff_answer", ticket_id=ticket["ticket_id"], department=department, text=request.text
     )
-    change.notices.append(NoticeDraft(NoticeKind.STAFF_ANSWER, text, str(S.REPLIED)))
+    media = tuple(notice_media(request.media))
+    change.notices.append(NoticeDraft(NoticeKind.STAFF_ANSWER, text, str(S.REPLIED), media))
 
 
 def _apply_close(
