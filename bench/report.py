@@ -87,11 +87,11 @@ def _pipeline_table(figure: PipelineFigure | None) -> list[str]:
     if figure is None:
         return ["Not measured in this run (`--pipeline-pushes 0`)."]
     return [
-        f"{figure.pushes} text pushes from {figure.citizens} citizens, all sent at once.",
+        f"{figure.pushes} text pushes from {figure.citizens} citizens sending at the same time.",
         "",
         "| figure | median | p95 |",
         "| --- | --- | --- |",
-        f"| webhook answer (POST to HTTP 200) | {_ms(figure.webhook_median)} | {_ms(figure.webhook_p95)} |",
+        f"| webhook response (POST to HTTP 200) | {_ms(figure.webhook_median)} | {_ms(figure.webhook_p95)} |",
         f"| push → message item in DynamoDB | {_ms(figure.item_median)} | {_ms(figure.item_p95)} |",
         f"| citizen's first push → acknowledgement accepted by WeChat | {_ms(figure.ack_median)} "
         f"| {_ms(figure.ack_p95)} |",
@@ -184,7 +184,7 @@ def render(
     return "\n".join(sections)
 
 
-# Static text: how the deployed template holds a spike, and what 10,000 tickets cost. The AWS limits
+# Static text: how the deployed template absorbs a spike, and what 10,000 tickets cost. The AWS limits
 # were read from the AWS documentation (Lambda scaling behaviour, SQS message quotas, DynamoDB
 # on-demand capacity mode) when this section was written; prices are stated as assumptions.
 CAPACITY_ON_PAPER = [
