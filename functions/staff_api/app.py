@@ -65,6 +65,9 @@ from intake.working_days import get_calendar
 MEDIA_URL_SECONDS = 300
 # The longest period one /stats or Open311 requests.json call may cover.
 MAX_PERIOD_DAYS = 366
+# Dates outside these years are typing errors (and some overflow Python's datetime when shifted).
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=clock.CHINA_TZ)
+LATEST_DATE = datetime(2100, 1, 1, tzinfo=clock.CHINA_TZ)
 APPEAL_TYPE_PATTERN = "^(consultation|help|complaint|report|suggestion)$"
 
 logger = Logger()
@@ -156,6 +159,29 @@ def iso_bound(value: datetime | None) -> str | None:
     return clock.iso_utc(value.astimezone(UTC).timestamp())
 
 
+def aware(value: datetime) -> datetime:
+    """Return the datetime with its zone; a value without a zone is China Standard Time."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=clock.CHINA_TZ)
+
+
+def checked_period(
+    start: datetime | None,
+    end: datetime | None,
+    names: tuple[str, str],
+    max_days: int | None = MAX_PERIOD_DAYS,
+) -> tuple[str | None, str | None]:
+    """Return the bounds as UTC ISO text; raises InvalidQueryError when implausible, reversed or too long."""
+    for name, value in zip(names, (start, end), strict=True):
+        if value is not None and not EARLIEST_DATE <= aware(value) < LATEST_DATE:
+            raise InvalidQueryError(name, value.isoformat(), "日期须在 2000 年至 2099 年之间")
+    if start is not None and end is not None:
+        if aware(start) > aware(end):
+            raise InvalidQueryError(names[0], start.isoformat(), f"晚于 {names[1]}")
+        if max_days is not None and aware(end) - aware(start) > timedelta(days=max_days):
+            raise InvalidQueryError(names[1], end.isoformat(), f"时间范围超过 {max_days} 天")
+    return iso_bound(start), iso_bound(end)
+
+
 @app.exception_handler(RequestValidationError)
 def handle_validation_error(error: RequestValidationError) -> Response[str]:
     fields = sorted({".".join(str(part) for part in item["loc"]) for item in error.errors()})
@@ -170,6 +196,14 @@ def handle_invalid_value(error: ValueError) -> Response[str]:
         f"{error.field_name}={error.value}" if isinstance(error, InvalidActionInputError) else "next_token"
     )
     return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail=detail)
+
+
+@app.exception_handler(UnicodeDecodeError)
+def handle_undecodable_body(error: UnicodeDecodeError) -> Response[str]:
+    logger.warning(
+        "request rejected as invalid", extra={"reason": "body is not UTF-8", "path": app.current_event.path}
+    )
+    return error_response(HTTPStatus.BAD_REQUEST, "bad_request", detail="body（须为 UTF-8 编码的 JSON）")
 
 
 @app.exception_handler(InvalidQueryError)
@@ -228,14 +262,15 @@ def list_tickets(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> TicketPage:
+    start, end = checked_period(created_from, created_to, ("created_from", "created_to"), max_days=None)
     filters = TicketFilter(
         status=status.value if status else None,
         appeal_type=appeal_type,
         department=department,
         overdue=overdue,
         citizen=citizen,
-        created_from=iso_bound(created_from),
-        created_to=iso_bound(created_to),
+        created_from=start,
+        created_to=end,
     )
     now = clock.now()
     items, token = search.find(filters, limit, next_token, now)
@@ -268,23 +303,6 @@ def act_on_ticket(
         history_entry_id=str(result.history_entry["SK"]),
         events_published=result.events_published,
     )
-
-
-def aware(value: datetime) -> datetime:
-    """Return the datetime with its zone; a value without a zone is China Standard Time."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=clock.CHINA_TZ)
-
-
-def checked_period(
-    start: datetime | None, end: datetime | None, names: tuple[str, str]
-) -> tuple[str | None, str | None]:
-    """Return the bounds as UTC ISO text; raises InvalidQueryError when reversed or too long."""
-    if start is not None and end is not None:
-        if aware(start) > aware(end):
-            raise InvalidQueryError(names[0], start.isoformat(), f"晚于 {names[1]}")
-        if aware(end) - aware(start) > timedelta(days=MAX_PERIOD_DAYS):
-            raise InvalidQueryError(names[1], end.isoformat(), f"时间范围超过 {MAX_PERIOD_DAYS} 天")
-    return iso_bound(start), iso_bound(end)
 
 
 @app.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from typing import Any
@@ -192,6 +193,31 @@ def test_invalid_body_is_400(
         assert "request rejected as invalid" in caplog.text, body
         assert stored(table, "DG-BAD") == ticket_item("DG-BAD", "submitted"), body
         assert history(table, "DG-BAD") == [], body
+
+
+def test_body_not_utf8_is_400(
+    staff_api: Any, table: Any, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a submitted ticket
+    table.put_item(Item=ticket_item("DG-BIN", "submitted"))
+    event = rest_event(
+        "POST",
+        "/tickets/DG-BIN/actions",
+        "/tickets/{ticket_id}/actions",
+        path_parameters={"ticket_id": "DG-BIN"},
+        body=base64.b64encode(b"\xff\xfe").decode("ascii"),
+    )
+    event["isBase64Encoded"] = True
+
+    # WHEN the body is bytes that are not UTF-8 (schemathesis found this answered 500)
+    response = staff_api.lambda_handler(event, lambda_context)
+
+    # THEN the answer is 400 naming the body, logged, and nothing changed
+    assert response["statusCode"] == 400
+    assert "body" in json.loads(response["body"])["message"]
+    assert "request rejected as invalid" in caplog.text
+    assert stored(table, "DG-BIN") == ticket_item("DG-BIN", "submitted")
+    assert history(table, "DG-BIN") == []
 
 
 def test_unknown_department_is_400(staff_api: Any, table: Any, lambda_context: Any) -> None:
