@@ -364,6 +364,8 @@ def open311_requests(
     if unknown:
         raise InvalidQueryError("service_code", ",".join(unknown), "未知的服务代码")
     end = end_date or datetime.fromtimestamp(clock.now(), tz=clock.CHINA_TZ)
+    # Check end_date alone first: the default start_date is computed from it.
+    checked_period(None, end, ("start_date", "end_date"))
     start = start_date or aware(end) - timedelta(days=open311.DEFAULT_WINDOW_DAYS)
     created_from, created_to = checked_period(start, end, ("start_date", "end_date"))
     return open311.find_requests(table, config, created_from, created_to, status, codes, limit)

@@ -198,6 +198,8 @@ BAD_QUERIES = [
     ({"created_from": "2024-01-01T00:00:00+08:00", "created_to": "2026-10-01T00:00:00+08:00"}, "created_to"),
     ({"created_from": "yesterday"}, "created_from"),
     ({"department": "nowhere"}, "department"),
+    ({"created_from": "0001-01-01T00:00:00"}, "created_from"),
+    ({"created_to": "9999-12-31T23:59:59"}, "created_to"),
     ({"appeal_type": "praise"}, "appeal_type"),
 ]
 
