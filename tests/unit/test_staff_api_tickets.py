@@ -209,6 +209,7 @@ def test_get_ticket_with_messages_media_and_history(
                 "size": 2048,
                 "sha256": "ab" * 32,
                 "s3_key": "media/DG-G/2.jpg",
+                "staff_s3_key": "media/DG-G/2.clean.jpg",
             },
         }
     )
@@ -238,14 +239,14 @@ def test_get_ticket_with_messages_media_and_history(
     assert body["messages"][0]["content"] == "路灯坏了"
     assert [entry["entry_type"] for entry in body["history"]] == ["created"]
 
-    # AND the photo has a presigned URL for the media bucket, valid 300 seconds, without the S3 key field
+    # AND the photo links, for 300 seconds, to the copy without EXIF, never to the original
     media = body["messages"][1]["media"]
     url = urlparse(media["url"])
     assert stack.ref("MediaBucket") in url.netloc + url.path
-    assert url.path.endswith("/media/DG-G/2.jpg")
+    assert url.path.endswith("/media/DG-G/2.clean.jpg")
     assert parse_qs(url.query)["X-Amz-Expires"] == ["300"]
+    assert media["s3_key"] == "media/DG-G/2.clean.jpg"
     assert media["sha256"] == "ab" * 32
-    assert "s3_key" not in media
 
 
 def test_get_unknown_ticket_and_route_are_404(staff_api: Any, stack: Any, lambda_context: Any) -> None:

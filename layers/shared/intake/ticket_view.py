@@ -44,7 +44,14 @@ class Media(_View):
     content_type: str | None = None
     size: int | None = None
     sha256: str | None = None
-    url: str | None = Field(default=None, description="Presigned S3 GET URL, valid for 300 seconds")
+    s3_key: str | None = Field(
+        default=None,
+        description="Key of the copy staff open: a photo without EXIF metadata or an MP3 of a voice note; "
+        "a reply's `media` may name it",
+    )
+    url: str | None = Field(
+        default=None, description="Presigned S3 GET URL of that copy, valid for 300 seconds"
+    )
 
 
 class Message(_View):
@@ -122,9 +129,13 @@ def _message(item: dict[str, Any], media_url: Callable[[str], str | None]) -> Me
     media = None
     if item.get("media"):
         stored = plain(item["media"])
-        s3_key = stored.pop("s3_key", None)
-        fields = {name: value for name, value in stored.items() if name in Media.model_fields}
-        media = Media(**fields, url=media_url(s3_key) if s3_key else None)
+        # Staff open the copy media-store made for them; the original (a photo may carry the citizen's
+        # GPS position in its EXIF) stays evidence only. No staff copy means no link.
+        staff_key = stored.get("staff_s3_key") if "staff_s3_key" in stored else stored.get("s3_key")
+        fields = {
+            name: value for name, value in stored.items() if name in Media.model_fields and name != "s3_key"
+        }
+        media = Media(**fields, s3_key=staff_key, url=media_url(staff_key) if staff_key else None)
     return Message(
         msg_id=str(item.get("msg_id", "")),
         msg_type=str(item.get("msg_type", "")),
