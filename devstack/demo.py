@@ -130,6 +130,15 @@ class Conversation:
         except TimeoutError as err:
             self.run.check(False, f"the pipeline settled ({err})")
 
+    def photo_keys(self, ticket_id: str) -> list[str]:
+        """Return the staff-copy keys of the ticket's photos, which a reply may attach."""
+        ticket = self.api("GET", f"/tickets/{ticket_id}").json()
+        return [
+            message["media"]["s3_key"]
+            for message in ticket.get("messages", [])
+            if message.get("msg_type") == "image" and (message.get("media") or {}).get("s3_key")
+        ]
+
     def staff_action(self, citizen: str, step: dict[str, Any]) -> None:
         self.settle()
         tickets = self.ticket_ids(citizen)
@@ -139,6 +148,8 @@ class Conversation:
             )
             return
         body = {"action": step["staff"], "actor": STAFF_ACTOR, **step.get("body", {})}
+        if step.get("attach_citizen_photo"):
+            body["media"] = self.photo_keys(tickets[0])
         response = self.api("POST", f"/tickets/{tickets[0]}/actions", json=body)
         self.run.staff_responses.append(
             {"action": step["staff"], "status": response.status_code, "body": response.text[:300]}
@@ -295,6 +306,7 @@ def _checks(
         step["body"]["text"] for step in conversation.script["steps"] if step.get("staff") == "reply"
     )
     run.check(any(reply_text in text for text in sent.get("li", [])), "li received the department's answer")
+    run.check("[image]" in sent.get("li", []), "li received the photo attached to the answer")
     run.check(
         any("工单" in text and "：" in text for text in sent.get("li", [])[1:]),
         "li's progress query was answered",
