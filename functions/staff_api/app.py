@@ -63,7 +63,7 @@ from intake.working_days import get_calendar
 
 # Presigned media URLs expire after this many seconds.
 MEDIA_URL_SECONDS = 300
-# The longest period one /stats or Open311 requests.json call may cover.
+# Maximum days between the two dates of one /stats or Open311 requests.json call.
 MAX_PERIOD_DAYS = 366
 # Dates outside these years are typing errors (and some overflow Python's datetime when shifted).
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=clock.CHINA_TZ)

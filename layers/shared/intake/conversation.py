@@ -619,6 +619,7 @@ def _attach_supplement(plan: Plan, message: ContentMessage, item: dict[str, Any]
     location = message_location(message)
     if location:
         values["location"] = location.model_dump()
+
     change = _resume_change(plan, item)
     if change is not None:
         entries, entry = change_entries(
@@ -632,6 +633,7 @@ def _attach_supplement(plan: Plan, message: ContentMessage, item: dict[str, Any]
         status = change.after_status
     else:
         plan.entries.append(update_ticket(ticket_id, status, set_values=values, add={"message_count": 1}))
+
     _add_message(plan, ticket_id, message, status)
     plan.event(
         ticket_id,

@@ -5,8 +5,9 @@ ticket itself, created within `days` days before or after it and:
 
 - of the same category when the ticket has one, else of the same appeal type when it has one, else
   of any classification (a ticket that waits for acceptance is compared with everything open);
-- within `radius_m` metres (haversine on the stored GCJ-02 coordinates; the offset of GCJ-02 is
-  locally uniform, so distances of a few kilometres are accurate to metres). When the ticket itself
+- within `radius_m` metres, by the haversine formula on the stored GCJ-02 coordinates. GCJ-02 shifts
+  nearby points by almost the same offset, so distances of a few kilometres stay close to the true
+  ones (an estimate: the shift varies slowly with position). When the ticket itself
   has no location, distance is not a criterion and `distance_m` is null; a candidate without a
   location is left out when the ticket has one.
 
@@ -67,14 +68,14 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def bigrams(text: str) -> set[str]:
     """Return the character bigrams of a text without spaces and punctuation (NFKC-normalized)."""
-    kept = "".join(
+    letters = "".join(
         char
         for char in unicodedata.normalize("NFKC", text).lower()
         if not unicodedata.category(char).startswith(("P", "Z", "C", "S"))
     )
-    if len(kept) == 1:
-        return {kept}
-    return {kept[index : index + 2] for index in range(len(kept) - 1)}
+    if len(letters) == 1:
+        return {letters}
+    return {letters[index : index + 2] for index in range(len(letters) - 1)}
 
 
 def jaccard(first: set[str], second: set[str]) -> float:

@@ -5,8 +5,8 @@ Services: every configured category (`group` 诉求分类) and every appeal type
 ticket's service is its category when set, else its appeal type.
 
 Published tickets: those staff accepted (`accepted_at` is set). Drafts, cancelled tickets, tickets
-rejected or merged before acceptance, and submitted tickets that nobody accepted yet are not public,
-because nobody has checked them. A published request carries no OpenID, no message text, no staff
+rejected or merged before acceptance, and submitted tickets not yet accepted are not public, because
+staff have not reviewed their content. A published request carries no OpenID, no message text, no staff
 reply and no media: `description` is the service name, `status_notes` the Chinese status label and,
 for a closed request, the outcome (the rating label, or the main ticket of a merged duplicate).
 Times are ISO 8601 in China Standard Time (+08:00).

@@ -119,8 +119,9 @@ def change_entries(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Return the transaction entries of a change (ticket update, history put) and the history entry.
 
-    The ticket update is conditioned on the status and `version` read; `extra_set` and `add` change
-    attributes outside the workflow in the same update (ticket-write's message count, for example).
+    The ticket update is conditioned on the status and `version` that were read. `extra_set` and
+    `add` change attributes outside the workflow in the same update, such as ticket-write's message
+    count.
     """
     before, after = _audit_values(ticket, change)
     entry = history_item(

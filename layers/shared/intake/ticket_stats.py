@@ -19,9 +19,9 @@ the draft stage, so every status except `collecting` and `cancelled`. The figure
   later ones; `repeat_citizens` counts those citizens (a pseudonymized OpenID groups as one citizen);
   `merged_duplicates` counts the period's tickets in status `merged`.
 
-Reading: with `department`, one DepartmentIndex query whose sort key (`created_at`) is the period;
-otherwise one StatusIndex query per counted status with the period as a filter (see
-`intake.ticket_search.tickets_created_between`). No request scans the table.
+Reading: with `department`, one DepartmentIndex query reads the period as a range of its sort key
+(`created_at`). Otherwise one StatusIndex query per counted status applies the period as a filter
+(`intake.ticket_search.tickets_created_between`). No request scans the table.
 """
 
 from __future__ import annotations
@@ -149,12 +149,14 @@ def compute_stats(items: Iterable[dict[str, Any]], now: float) -> TicketStats:
     on_time = late = merged = 0
     to_accept: list[float] = []
     to_close: list[float] = []
+
     for item in items:
         by_status[str(item["status"])] += 1
         by_type[str(item.get("appeal_type") or UNCLASSIFIED)] += 1
         by_department[str(item.get("department") or UNDISPATCHED)] += 1
         if item.get("open_id"):
             by_citizen[str(item["open_id"])] += 1
+
         replied_on_time = item.get("replied_on_time")
         if replied_on_time is True:
             on_time += 1
@@ -165,12 +167,14 @@ def compute_stats(items: Iterable[dict[str, Any]], now: float) -> TicketStats:
         rating = item.get("rating") or {}
         if int(rating.get("score", 0)) in RATING_SCORES:
             ratings[int(rating["score"])] += 1
+
         hours = _hours_between(item, "submitted_at", "accepted_at")
         if hours is not None:
             to_accept.append(hours)
         hours = _hours_between(item, "submitted_at", "closed_at")
         if hours is not None:
             to_close.append(hours)
+
     rated = sum(ratings.values())
     return TicketStats(
         total=sum(by_status.values()),

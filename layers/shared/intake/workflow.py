@@ -5,7 +5,7 @@ same table (a test compares them). `transition()` applies one action to a ticket
 returns the `Change` to write: new attributes, the history detail and the notices for the citizen.
 It performs no I/O. Both writers use it: staff actions through `intake.ticket_actions`, and the
 citizen's actions in ticket-write (`supplement_received` when a supplement reaches a ticket in
-`awaiting_citizen`, `rate` when the citizen answers the rating invitation). A rating of 3 (不满意) is
+`awaiting_citizen`, `rate` when the citizen replies to the rating invitation). A rating of 3 (不满意) is
 the `reopen` action (重办), decided here in `effective_action`.
 """
 
