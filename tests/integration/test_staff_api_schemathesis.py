@@ -1,8 +1,8 @@
-"""Schemathesis against openapi.json over HTTP on the local stack: no 5xx, every answer fits the schema.
+"""Schemathesis against openapi.json over HTTP on the local stack: no 5xx, every response fits the schema.
 
 The local stack serves the staff API's AWS_IAM routes without SigV4 (devstack.api_gateway), so the
 generated requests reach the real handler in a worker process. A few tickets are written to DynamoDB
-through the stack's moto endpoint first, so the listing, stats and Open311 routes answer with data.
+through the stack's moto endpoint first, so the listing, stats and Open311 routes return data.
 Every operation gets a bounded number of valid and of invalid generated requests; the whole module
 takes about a minute.
 """
@@ -109,7 +109,7 @@ def staff_api_schema(local_stack: LocalStack) -> Any:
 
 
 def run_operation(operation: Any, mode: GenerationMode, base_url: str, examples: int) -> None:
-    """Send `examples` generated requests of one operation and check each answer."""
+    """Send `examples` generated requests of one operation and check each response."""
 
     @settings(max_examples=examples, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -127,7 +127,7 @@ def test_staff_api_generated_requests_conform(staff_api_schema: Any, local_stack
 
     for operation in operations:
         # WHEN valid and invalid requests generated from the schema are sent to the local stack
-        # THEN no answer is a 5xx and every body fits the schema of its status code
+        # THEN no response is a 5xx and every body fits the schema of its status code
         run_operation(operation, GenerationMode.POSITIVE, f"{local_stack.url}/api", POSITIVE_EXAMPLES)
         if len(operation.query) + len(operation.path_parameters) + len(operation.body):
             # An operation without inputs has no invalid request to generate.
@@ -146,6 +146,6 @@ def test_staff_api_seeded_ticket_routes_conform(staff_api_schema: Any, local_sta
         case = staff_api_schema[path]["GET"].Case(path_parameters=parameters)
         response = case.call(base_url=base_url)
 
-        # THEN it answers 200 with a body that fits the schema
+        # THEN the response is 200 with a body that fits the schema
         assert response.status_code == 200, (path, parameters, response.text)
         case.validate_response(response, checks=CHECKS)

@@ -165,7 +165,7 @@ def test_similar_bad_input_rejected(
         caplog.clear()
         status, body = similar(staff_api, lambda_context, ticket_id, **query)
 
-        # THEN the answer is 400 or 404 in Chinese, naming the value, with a log line
+        # THEN the response is 400 or 404 in Chinese, naming the value, with a log line
         assert status == expected_status, query
         assert named in body["message"], query
         assert caplog.records, query

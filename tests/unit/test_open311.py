@@ -215,7 +215,7 @@ def test_open311_unpublished_request_not_found(
         caplog.clear()
         status, body = call(staff_api, lambda_context, f"/open311/v2/requests/{ticket_id}.json")
 
-        # THEN the answer is 404, the same for every case, with a log line naming the ticket
+        # THEN the response is 404, the same for every case, with a log line naming the ticket
         assert status == 404, ticket_id
         assert body == {"code": "not_found", "message": f"未找到：工单 {ticket_id}"}
         assert ticket_id in [getattr(record, "ticket_id", None) for record in caplog.records]
@@ -245,7 +245,7 @@ def test_open311_bad_input_rejected(
         caplog.clear()
         status, body = call(staff_api, lambda_context, "/open311/v2/requests.json", **query)
 
-        # THEN the answer is 400 in Chinese naming the parameter, with a log line
+        # THEN the response is 400 in Chinese naming the parameter, with a log line
         assert status == 400, query
         assert body["code"] == "bad_request", query
         assert field in body["message"], query
@@ -260,6 +260,6 @@ def test_open311_unknown_path_not_found(staff_api: Any, lambda_context: Any) -> 
     # WHEN a GeoReport path that is not implemented is asked for
     status, body = call(staff_api, lambda_context, "/open311/v2/discovery.json")
 
-    # THEN the answer is 404 in the error shape
+    # THEN the response is 404 in the error shape
     assert status == 404
     assert body["code"] == "not_found"

@@ -38,74 +38,81 @@ def dispatched_to(department: str, created_at: float) -> dict[str, Any]:
 
 
 def seed(table: Any) -> None:
-    """Seven October tickets and one from September, in the layout the workflow writes."""
-    oct_ = OCT_1
+    """Write eight October tickets (a draft and a cancelled draft among them) and one from September."""
+    october = OCT_1
     # Rated 1, replied on time, accepted 2 h and closed 50 h after submission.
     table.put_item(
         Item=ticket_item(
             "DG-R1",
             "rated",
             open_id="oRepeat",
-            created_at=oct_,
+            created_at=october,
             appeal_type="complaint",
-            accepted_at=iso(oct_ + 2 * 3600),
-            closed_at=iso(oct_ + 50 * 3600),
+            accepted_at=iso(october + 2 * 3600),
+            closed_at=iso(october + 50 * 3600),
             replied_on_time=True,
-            rating={"score": 1, "label": "满意", "at": iso(oct_ + 60 * 3600)},
+            rating={"score": 1, "label": "满意", "at": iso(october + 60 * 3600)},
             deadline=FUTURE_DEADLINE,
-            **dispatched_to("cgj", oct_),
+            **dispatched_to("cgj", october),
         )
     )
+
     # Closed late, rated 3 and reopened: dispatched again with the rating kept, not yet replied.
     table.put_item(
         Item=ticket_item(
             "DG-R3",
             "dispatched",
             open_id="oRepeat",
-            created_at=oct_ + 3600,
+            created_at=october + 3600,
             appeal_type="complaint",
-            accepted_at=iso(oct_ + 5 * 3600),
-            rating={"score": 3, "label": "不满意", "at": iso(oct_ + 90 * 3600)},
+            accepted_at=iso(october + 5 * 3600),
+            rating={"score": 3, "label": "不满意", "at": iso(october + 90 * 3600)},
             reopen_count=1,
             deadline=FUTURE_DEADLINE,
-            **dispatched_to("cgj", oct_ + 3600),
+            **dispatched_to("cgj", october + 3600),
         )
     )
+
     # Replied late and closed, not rated.
     table.put_item(
         Item=ticket_item(
             "DG-L",
             "closed",
             open_id="oRepeat",
-            created_at=oct_ + 7200,
+            created_at=october + 7200,
             appeal_type="help",
-            accepted_at=iso(oct_ + 7200 + 3600),
-            closed_at=iso(oct_ + 7200 + 10 * 3600),
+            accepted_at=iso(october + 7200 + 3600),
+            closed_at=iso(october + 7200 + 10 * 3600),
             replied_on_time=False,
             deadline=PAST_DEADLINE,
-            **dispatched_to("zjj", oct_ + 7200),
+            **dispatched_to("zjj", october + 7200),
         )
     )
+
     # Open and overdue now.
     table.put_item(
         Item=ticket_item(
             "DG-O",
             "dispatched",
             open_id="oOther",
-            created_at=oct_ + 3 * 86400,
+            created_at=october + 3 * 86400,
             appeal_type="complaint",
-            accepted_at=iso(oct_ + 3 * 86400 + 4 * 3600),
+            accepted_at=iso(october + 3 * 86400 + 4 * 3600),
             deadline=PAST_DEADLINE,
-            **dispatched_to("zjj", oct_ + 3 * 86400),
+            **dispatched_to("zjj", october + 3 * 86400),
         )
     )
-    table.put_item(Item=ticket_item("DG-S", "submitted", open_id="oThird", created_at=oct_ + 5 * 86400))
+
+    table.put_item(Item=ticket_item("DG-S", "submitted", open_id="oThird", created_at=october + 5 * 86400))
     table.put_item(
-        Item=ticket_item("DG-M", "merged", open_id="oFourth", created_at=oct_ + 6 * 86400, merged_into="DG-O")
+        Item=ticket_item(
+            "DG-M", "merged", open_id="oFourth", created_at=october + 6 * 86400, merged_into="DG-O"
+        )
     )
+
     # Drafts and cancelled drafts never count.
-    table.put_item(Item=ticket_item("DG-DRAFT", "collecting", open_id="oThird", created_at=oct_ + 86400))
-    table.put_item(Item=ticket_item("DG-CXL", "cancelled", open_id="oThird", created_at=oct_ + 86400))
+    table.put_item(Item=ticket_item("DG-DRAFT", "collecting", open_id="oThird", created_at=october + 86400))
+    table.put_item(Item=ticket_item("DG-CXL", "cancelled", open_id="oThird", created_at=october + 86400))
     # A September ticket outside the October period.
     table.put_item(Item=ticket_item("DG-SEP", "submitted", open_id="oRepeat", created_at=SEP_1))
 
@@ -216,7 +223,7 @@ def test_stats_bad_input_rejected(
         caplog.clear()
         status, body = get_stats(staff_api, lambda_context, **query)
 
-        # THEN the answer is 400 in Chinese naming the parameter, with a log line
+        # THEN the response is 400 in Chinese naming the parameter, with a log line
         assert status == 400, query
         assert body["code"] == "bad_request", query
         assert body["message"].startswith("请求参数有误"), query

@@ -193,7 +193,7 @@ def test_handoff_dissatisfied_rating_follows_the_reopen_rules(
     open_id = open_id_of(34)
     closed_ticket(driver, open_id)
 
-    # WHEN the citizen answers 3 (不满意)
+    # WHEN the citizen replies 3 (不满意)
     driver.send(driver.text(open_id, "3", BASE_TIME + 60))
 
     # THEN the workflow's reopen applies: dispatched, deadline restarted, reopen_count incremented
@@ -220,7 +220,7 @@ def test_handoff_satisfied_rating_is_the_rate_action(
     open_id = open_id_of(35)
     closed_ticket(driver, open_id)
 
-    # WHEN the citizen answers 1 (满意)
+    # WHEN the citizen replies 1 (满意)
     driver.send(driver.text(open_id, "1", BASE_TIME + 60))
 
     # THEN the ticket is rated through the workflow's rate action and the citizen is thanked
