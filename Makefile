@@ -17,7 +17,8 @@ help:
 	@echo "make demo   run the main job end to end on the local emulated stack"
 	@echo "make test   run the test suite (unit and integration)"
 	@echo "make local  run the local stack in the foreground"
-	@echo "make lint   ruff, mypy, cfn-lint, sam validate --lint and the template policy check"
+	@echo "make lint   ruff, cfn-lint, sam validate --lint and the template policy check"
+	@echo "make typecheck  mypy on the shared package"
 	@echo "make build  sam build without Docker"
 	@echo "make bench  run the benchmarks and rewrite BENCHMARKS.md"
 
@@ -28,6 +29,9 @@ $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/media/require
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Two pytest workers by default (CI and the development machines have 2 cores); override with PYTEST_ARGS.
+PYTEST_ARGS ?= -n 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

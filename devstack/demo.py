@@ -199,8 +199,8 @@ def _history_line(entry: dict[str, Any]) -> str:
     facts = [f"{key}={detail[key]}" for key in ("kind", "channel", "errcode", "action") if key in detail]
     change = ""
     if entry.get("before_status") or entry.get("after_status"):
-        change = f" {entry.get('before_status')} → {entry.get('after_status')}"
-    return f"      - {entry.get('at')} {entry.get('entry_type')} by {entry.get('actor')}{change} {' '.join(facts)}"
+        change = f" {entry.get('before_status') or '-'} → {entry.get('after_status') or '-'}"
+    return f"      - {entry.get('at')} (UTC) {entry.get('entry_type')} by {entry.get('actor')}{change} {' '.join(facts)}"
 
 
 def _report_tickets(conversation: Conversation, run: DemoRun) -> dict[str, dict[str, Any]]:
@@ -216,9 +216,11 @@ def _report_tickets(conversation: Conversation, run: DemoRun) -> dict[str, dict[
             tickets.setdefault(citizen, ticket)
             run.say(
                 f"  {ticket_id}  citizen {citizen}  status {ticket.get('status')}  "
-                f"type {ticket.get('appeal_type')}  department {ticket.get('department')}"
+                f"type {ticket.get('appeal_type') or '-'}  department {ticket.get('department_name') or '-'}"
             )
-            run.say(f"    location: {ticket.get('location')}")
+            location = ticket.get("location") or {}
+            where = f"{location.get('latitude')}, {location.get('longitude')} {location.get('label', '')}"
+            run.say(f"    location: {where if location else '-'}")
             run.say(f"    messages ({len(ticket.get('messages', []))}):")
             for message in ticket.get("messages", []):
                 run.say(_message_line(message))
@@ -291,7 +293,7 @@ def _checks(
     )
     media_types = {str(item["content_type"]) for item in objects}
     for expected in ("image/jpeg", "audio/amr", "video/mp4"):
-        run.check(expected in media_types, f"S3 holds a {expected} object")
+        run.check(expected in media_types, f"S3 holds an object of type {expected}")
     run.check(
         any(kind in media_types for kind in ("audio/mpeg", "audio/ogg")),
         "S3 holds a browser-playable voice copy",

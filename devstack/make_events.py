@@ -113,7 +113,7 @@ PUSHES: dict[str, tuple[str, dict[str, str | int | float]]] = {
         "event",
         {"Event": "LOCATION", "Latitude": 23.020673, "Longitude": 113.751799, "Precision": 65.0},
     ),
-    "event_click": ("event", {"Event": "CLICK", "EventKey": "MY_TICKETS"}),
+    "event_click": ("event", {"Event": "CLICK", "EventKey": "MENU_QUERY"}),
     "event_view": (
         "event",
         {"Event": "VIEW", "EventKey": "https://mp.weixin.qq.com/local-guide", "MenuId": "1"},

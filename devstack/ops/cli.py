@@ -107,8 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     resend.add_argument("--notice-id", required=True)
 
     export = commands.add_parser("export", help="export the tickets created in a date range")
-    export.add_argument("--from", dest="first_day", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
-    export.add_argument("--to", dest="last_day", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    export.add_argument(
+        "--from",
+        dest="first_day",
+        type=date.fromisoformat,
+        required=True,
+        help="first day of creation, YYYY-MM-DD in China Standard Time (UTC+8)",
+    )
+    export.add_argument(
+        "--to",
+        dest="last_day",
+        type=date.fromisoformat,
+        required=True,
+        help="last day of creation (included), YYYY-MM-DD in China Standard Time (UTC+8)",
+    )
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     export.add_argument(

@@ -32,5 +32,5 @@ def test_demo_fails_when_media_download_breaks() -> None:
 
     run = run_demo(_config("plain"), on_stack=break_media)
 
-    assert "S3 holds a image/jpeg object" in run.failures
-    assert "S3 holds a video/mp4 object" in run.failures
+    assert "S3 holds an object of type image/jpeg" in run.failures
+    assert "S3 holds an object of type video/mp4" in run.failures

@@ -40,10 +40,13 @@ class Location(_View):
 
 
 class Media(_View):
-    status: str | None = Field(default=None, description="pending, stored or lost")
-    content_type: str | None = None
-    size: int | None = None
-    sha256: str | None = None
+    """A message's media: `content_type`, `size` and `sha256` describe the original file as WeChat
+    delivered it, which is kept as evidence; `s3_key` and `url` give the copy staff open."""
+
+    status: str | None = Field(default=None, description="pending, stored, lost or rejected")
+    content_type: str | None = Field(default=None, description="MIME type of the original file")
+    size: int | None = Field(default=None, description="Size of the original file in bytes")
+    sha256: str | None = Field(default=None, description="SHA-256 of the original file, hex")
     s3_key: str | None = Field(
         default=None,
         description="Key of the copy staff open: a photo without EXIF metadata or an MP3 of a voice note; "
