@@ -1,9 +1,9 @@
 """`make demo`: the main job end to end on the local stack, with a readable report.
 
-It starts the local stack, plays the scripted conversation in events/demo/conversation.json (two
-citizens; text, photo, voice, video, location; a WeChat retry of the same push; a progress query;
-staff handling through the staff API; a rating), waits until the pipeline settles and prints each
-ticket with its messages and media, the S3 objects and every message delivered to each citizen.
+It starts the local stack and plays the scripted conversation in events/demo/conversation.json: two
+citizens; text, photo, voice, video and location; a WeChat retry of the same push; a progress query;
+staff handling through the staff API; a rating. Then it waits until the pipeline settles and prints
+each ticket with its messages and media, the S3 objects and every message delivered to each citizen.
 It exits 1 when any check fails, so a broken stage cannot pass unnoticed.
 """
 
@@ -31,7 +31,7 @@ SETTLE_TIMEOUT_SECONDS = 60.0
 
 @dataclass
 class DemoRun:
-    """What the demo observed: pushes sent, staff responses, and the failed checks."""
+    """The demo's record: pushes sent, staff responses, report lines and failed checks."""
 
     pushes: list[dict[str, Any]] = field(default_factory=list)
     staff_responses: list[dict[str, Any]] = field(default_factory=list)

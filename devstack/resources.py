@@ -216,9 +216,9 @@ class _Creator:
         )
 
     def bucket_policy(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        # The emulated endpoints speak plain HTTP on loopback, so a statement that denies requests
-        # without TLS (aws:SecureTransport false) would deny every local request; it is left out here
-        # and applies only in the cloud.
+        # The emulated endpoints use plain HTTP on loopback, so a statement that denies requests without
+        # TLS (aws:SecureTransport false) would deny every local request. It is left out here and
+        # applies only in the cloud.
         document = dict(props["PolicyDocument"])
         document["Statement"] = [
             statement

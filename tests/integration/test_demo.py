@@ -24,8 +24,8 @@ def test_demo_passes_every_check() -> None:
 
 
 def test_demo_fails_when_media_download_breaks() -> None:
-    # WeChat answers every media download with 40007 (expired media): media-store records the files
-    # as lost instead of storing them, so the demo's S3 checks must fail.
+    # WeChat returns errcode 40007 (expired media) for every media download, so media-store records
+    # the files as lost instead of storing them and the demo's S3 checks must fail.
     def break_media(stack: LocalStack) -> None:
         assert stack.emulator is not None
         stack.emulator.state.add_fault(Fault(api="media/get", errcode=40007, times=1000))

@@ -1,4 +1,4 @@
-"""The whole pipeline over HTTP in every message mode: push → ticket → media in S3 → citizen answered."""
+"""The whole pipeline over HTTP in every message mode: push → ticket → media in S3 → reply to the citizen."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_pipeline_text_and_photo_become_ticket(mode_simulator: Simulator, local_
     assert [len(attempts) for attempts in (text_attempts, photo_attempts, submit_attempts)] == [1, 1, 1]
     assert all(attempts[-1].accepted for attempts in (text_attempts, photo_attempts, submit_attempts))
 
-    # AND one submitted ticket holds the text and the stored photo
+    # AND one submitted ticket contains the text and the stored photo
     tickets = _tickets(local_stack, open_id)
     assert len(tickets) == 1
     ticket = tickets[0]
@@ -63,6 +63,6 @@ def test_pipeline_text_and_photo_become_ticket(mode_simulator: Simulator, local_
     assert by_type["image"]["media"]["content_type"] == "image/jpeg"
     assert by_type["image"]["media"]["size"] > 0
 
-    # AND the citizen was answered with the ticket number
+    # AND the citizen received the ticket number
     texts = [entry["payload"].get("text", {}).get("content", "") for entry in _sent_to(local_stack, open_id)]
     assert any(ticket["ticket_id"] in text for text in texts)
