@@ -23,6 +23,17 @@ class CodedName(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
 
+class DeadlineWatchConfig(BaseModel):
+    """Timing of the deadline watch's reminder and escalation (see "Deadline watch" in docs/workflow.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The reminder is due from 17:30 of the Nth working day before the deadline's day.
+    reminder_lead_working_days: int = Field(default=1, ge=1, le=30)
+    # Escalation (督办) is due when the ticket is still open N working days after its deadline.
+    escalation_grace_working_days: int = Field(default=5, ge=1, le=60)
+
+
 class WorkflowConfig(BaseModel):
     """The document in workflow_config.json."""
 
@@ -34,6 +45,7 @@ class WorkflowConfig(BaseModel):
     categories: tuple[CodedName, ...]
     departments: tuple[CodedName, ...]
     return_reasons: tuple[CodedName, ...]
+    deadline_watch: DeadlineWatchConfig = DeadlineWatchConfig()
 
     @model_validator(mode="after")
     def _check(self) -> WorkflowConfig:
