@@ -33,7 +33,7 @@ MAX_RETRIES = 3
 DEFAULT_OPENID = "oLOCAL0citizen00000000000001"
 
 # Pushes whose sender the real platform counts as interacting (opens the 48-hour window).
-_INTERACTION_EVENTS = frozenset({"subscribe", "click", "scan", "view"})
+_INTERACTION_EVENTS = frozenset({"subscribe", "click", "scan"})
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,11 @@ def media_store(load_function: Callable[..., ModuleType], emulator: WeChatEmulat
 
 @pytest.fixture
 def table(stack: Stack) -> Any:
-    # moto 5.2 evaluates a Deny statement whose condition does not match as a denial, so the
-    # template's DenyInsecureTransport policy would reject every PutObject; real S3 applies it to
-    # plain-HTTP requests only, and boto3 always uses HTTPS here.
-    boto3.client("s3", region_name="us-east-1").delete_bucket_policy(Bucket=stack.ref("MediaBucket"))
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.ref("TicketsTable"))
-    table.put_item(Item={"PK": ticket_pk(TICKET_ID), "SK": TICKET_SK, "status": "collecting"})
+    # ticket-write stores a new ticket's location as NULL until the citizen sends one.
+    table.put_item(
+        Item={"PK": ticket_pk(TICKET_ID), "SK": TICKET_SK, "status": "collecting", "location": None}
+    )
     table.put_item(
         Item={
             "PK": ticket_pk(TICKET_ID),

@@ -57,8 +57,9 @@ SCHEDULED_REFRESH_AHEAD_SECONDS = REFRESH_AHEAD_SECONDS + 300 + 60
 MIN_FETCH_INTERVAL_SECONDS = 30
 # How long a lease holder may take to fetch and store; longer than the fetch's 5 s read timeout.
 LEASE_SECONDS = 15
-# How long a caller waits for another instance's refresh before giving up.
-MAX_WAIT_SECONDS = LEASE_SECONDS * 2
+# How long a caller waits for another instance's refresh before giving up; well inside the 30 s timeout
+# of reply-push and token-refresh, so a stuck lease holder cannot time out a whole batch.
+MAX_WAIT_SECONDS = 10
 POLL_SECONDS = 0.2
 
 _ENCRYPTION_PURPOSE = "wechat-access-token"

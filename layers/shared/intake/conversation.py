@@ -180,7 +180,8 @@ _EVENT_INTENTS: tuple[tuple[type[EventMessage], Intent], ...] = (
     (UnsubscribeEvent, Intent.UNSUBSCRIBE),
     (LocationEvent, Intent.LOCATION_EVENT),
     (ScanEvent, Intent.INTERACTION),
-    (ViewEvent, Intent.INTERACTION),
+    # A menu link (VIEW) opens no customer-service window in WeChat, unlike click and scan events.
+    (ViewEvent, Intent.IGNORE),
 )
 
 

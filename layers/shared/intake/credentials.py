@@ -14,7 +14,8 @@ SECRET_CACHE_SECONDS = 300
 class WeChatCredentials(BaseModel):
     """The secret's JSON document. `previous_encoding_aes_key` keeps the old key valid during a switch."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error's text must never carry a secret into a log.
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     token: str = Field(min_length=3, max_length=32)
     app_id: str = Field(min_length=1, max_length=64)

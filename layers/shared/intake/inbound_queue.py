@@ -24,7 +24,11 @@ def record_body(record: InboundRecord) -> str:
 
 
 def send_inbound_record(sqs_client: Any, queue_url: str, record: InboundRecord) -> str:
-    """Queue `record` and return its deduplication id (a hash: no OpenID in the queue's metadata)."""
+    """Queue `record` in the citizen's message group and return its deduplication id.
+
+    The group id is the OpenID, which SQS FIFO needs to keep one citizen's order; the deduplication id
+    is a hash, so the OpenID is not repeated there.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     if not queue_url:

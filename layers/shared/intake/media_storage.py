@@ -183,9 +183,12 @@ class MediaRecords:
             self._table.update_item(
                 Key={"PK": ticket_pk(ticket_id), "SK": TICKET_SK},
                 UpdateExpression="SET #location = :location",
-                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(#location)",
+                # A new ticket stores `location` as NULL, which counts as "no location yet".
+                ConditionExpression=(
+                    "attribute_exists(PK) AND (attribute_not_exists(#location) OR attribute_type(#location, :null))"
+                ),
                 ExpressionAttributeNames={"#location": "location"},
-                ExpressionAttributeValues={":location": _dynamo(location)},
+                ExpressionAttributeValues={":location": _dynamo(location), ":null": "NULL"},
             )
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":

@@ -14,8 +14,9 @@ from typing import Any
 from intake import clock
 from intake.keys import COUNTER_SK, counter_pk
 
-# The counter is only needed on its own day; it expires a few days later through the table's TTL.
-COUNTER_TTL_SECONDS = 3 * 86400
+# The counter is needed while pushes of its day can still arrive: a push redriven from the dead-letter
+# queue (kept 14 days) is numbered by its CreateTime, so the counter outlives that retention.
+COUNTER_TTL_SECONDS = 30 * 86400
 
 
 def china_day(at: float) -> str:
