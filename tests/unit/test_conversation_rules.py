@@ -10,6 +10,7 @@ import hmac
 
 import pytest
 
+from intake.history import append_history
 from intake.keys import CITIZEN_INDEX
 from tests.unit.test_ticket_write import (  # noqa: F401 - fixtures
     BASE_TIME,
@@ -289,6 +290,30 @@ def test_conversation_ticket_number_lookup_own(
     assert "填写中" in text
     # AND the lookup is not stored as content
     assert len(driver.messages(FIRST)) == 1
+
+
+def test_conversation_ticket_number_lookup_shows_answer(
+    driver: TicketWriteDriver, events: RecordingEventsClient
+) -> None:
+    # GIVEN a submitted ticket that the department answered
+    open_id = open_id_of(21)
+    driver.send(driver.text(open_id, "路灯不亮", BASE_TIME), driver.text(open_id, "提交", BASE_TIME + 1))
+    append_history(
+        driver.table,
+        ticket_id=FIRST,
+        entry_type="action:reply",
+        actor="staff-01",
+        at=BASE_TIME + 100,
+        before_status="dispatched",
+        after_status="replied",
+        detail={"text": "已安排维修，今晚恢复照明。"},
+    )
+
+    # WHEN the citizen sends its number
+    driver.send(driver.text(open_id, FIRST, BASE_TIME + 200))
+
+    # THEN the reply carries the department's words, which a template message could not
+    assert notice_texts(events)[-1].endswith("答复：已安排维修，今晚恢复照明。")
 
 
 def test_conversation_ticket_number_lookup_foreign(

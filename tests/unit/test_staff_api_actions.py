@@ -317,7 +317,8 @@ def test_full_lifecycle_with_pause_extension_and_close(
     assert [entry["entry_type"] for entry in entries] == [f"action:{body['action']}" for _, body, _ in steps]
 
     # AND the citizen got the status notices, the answer and the rating invitation
-    kinds = [(notice["kind"], notice["status"]) for notice in notices()]
+    published = notices()
+    kinds = [(notice["kind"], notice["status"]) for notice in published]
     assert kinds == [
         ("status", "accepted"),
         ("status", "dispatched"),
@@ -327,6 +328,13 @@ def test_full_lifecycle_with_pause_extension_and_close(
         ("status", "closed"),
         ("rating_invitation", "closed"),
     ]
+
+    # AND the staff's own words fill the template message's summary field outside the 48-hour window
+    summaries = {notice["kind"]: notice["template_values"].get("summary") for notice in published}
+    reply_text = next(body["text"] for _, body, _ in steps if body["action"] == "reply")
+    request_text = next(body["text"] for _, body, _ in steps if body["action"] == "request_info")
+    assert summaries["staff_answer"] == reply_text
+    assert summaries["request_info"] == request_text
 
     # AND the citizen's next 1/2/3 rates this ticket
     profile = table.get_item(Key={"PK": citizen_pk("oCitizen0001"), "SK": CITIZEN_SK})["Item"]

@@ -73,6 +73,15 @@ def ticket_detail_text(ticket: Ticket, history: list[dict[str, Any]]) -> str:
         )
         for entry in changes[-TIMELINE_LIMIT:]
     ]
+    # The staff's latest words: an answer sent outside WeChat's 48-hour window arrived only as a
+    # template message, so the lookup is where the citizen can read it whole.
+    staff_words = {
+        "action:reply": "citizen.ticket_detail_reply",
+        "action:request_info": "citizen.ticket_detail_request",
+    }
+    latest = next((entry for entry in reversed(history) if entry.get("entry_type") in staff_words), None)
+    if latest is not None and (latest.get("detail") or {}).get("text"):
+        lines.append(texts.text(staff_words[str(latest["entry_type"])], text=latest["detail"]["text"]))
     return "\n".join(lines)
 
 

@@ -162,6 +162,7 @@ def change_notice(
         ticket_id=ticket_id,
         status=draft.status,
         text=draft.text,
+        template_values={"summary": draft.summary} if draft.summary else {},
         media=list(draft.media),
         created_at=at,
     )

@@ -241,6 +241,9 @@ class NoticeDraft:
     text: str
     status: str | None = None
     media: tuple[NoticeMedia, ...] = ()
+    # The start of the staff's own words, for the template message that replaces a customer-service
+    # message outside WeChat's 48-hour window (its text field takes only about 20 characters).
+    summary: str | None = None
 
 
 @dataclass
@@ -407,7 +410,9 @@ def _apply_request_info(
     change.set_fields |= {"paused_at": clock.iso_utc(at), "resume_status": str(change.before_status)}
     change.detail["text"] = request.text
     text = texts.text("notice.request_info", ticket_id=ticket["ticket_id"], text=request.text)
-    change.notices.append(NoticeDraft(NoticeKind.REQUEST_INFO, text, str(S.AWAITING_CITIZEN)))
+    change.notices.append(
+        NoticeDraft(NoticeKind.REQUEST_INFO, text, str(S.AWAITING_CITIZEN), summary=request.text)
+    )
 
 
 def _apply_resume(
@@ -520,7 +525,9 @@ def _apply_reply(
         "notice.staff_answer", ticket_id=ticket["ticket_id"], department=department, text=request.text
     )
     media = tuple(notice_media(request.media))
-    change.notices.append(NoticeDraft(NoticeKind.STAFF_ANSWER, text, str(S.REPLIED), media))
+    change.notices.append(
+        NoticeDraft(NoticeKind.STAFF_ANSWER, text, str(S.REPLIED), media, summary=request.text)
+    )
 
 
 def _apply_close(
