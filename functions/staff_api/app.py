@@ -384,7 +384,8 @@ def open311_request(service_request_id: Annotated[str, Path(max_length=64)]) -> 
 
 
 def forbidden() -> dict[str, Any]:
-    body = {"code": "forbidden", "message": texts.text("api_error.forbidden")}
+    # No caller identity means the request was not signed, so the message says authentication failed.
+    body = {"code": "forbidden", "message": texts.text("api_error.unauthorized")}
     return {
         "statusCode": HTTPStatus.FORBIDDEN,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},

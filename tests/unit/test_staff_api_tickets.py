@@ -272,6 +272,7 @@ def test_list_unsigned_is_403(staff_api: Any, stack: Any, lambda_context: Any) -
         rest_event("GET", "/tickets", "/tickets", signed=False), lambda_context
     )
 
-    # THEN 403
+    # THEN 403, saying in Chinese that authentication failed
     assert response["statusCode"] == 403
     assert json.loads(response["body"])["code"] == "forbidden"
+    assert json.loads(response["body"])["message"] == "未通过身份验证。"
