@@ -64,6 +64,7 @@ from intake.messages import (
 )
 from intake.records import CitizenNotice, MediaJob, NoticeKind, TicketEvent
 from intake.self_service import rating_choice
+from intake.settings import get_settings
 from intake.ticket_actions import change_entries, change_event, change_notice
 from intake.ticket_numbers import parse_ticket_number
 from intake.ticket_repository import (
@@ -693,7 +694,7 @@ def plan_action(plan: Plan, action: Action, message: Message, state: CitizenStat
     """Submit or cancel the draft, or send the welcome text. QUERY is planned by `plan_query`."""
     record_interaction(plan, state.profile, message.create_time)
     if action is Action.REPORT:
-        plan.notice(plan.reply_id("welcome"), NoticeKind.WELCOME, texts.text("citizen.welcome"))
+        plan.notice(plan.reply_id("welcome"), NoticeKind.WELCOME, welcome_text())
         plan.outcome = "welcome_sent"
     elif action is Action.SUBMIT:
         if state.draft is None:
@@ -752,9 +753,15 @@ def plan_rating(
 # -- events -----------------------------------------------------------------------------------------
 
 
+def welcome_text() -> str:
+    """Return the welcome text with this deployment's collecting window in minutes."""
+    minutes = max(1, round(get_settings().collecting_window_seconds / 60))
+    return texts.text("citizen.welcome", window_minutes=minutes)
+
+
 def plan_subscribe(plan: Plan, message: EventMessage, state: CitizenState) -> None:
     record_interaction(plan, state.profile, message.create_time)
-    plan.notice(plan.reply_id("welcome"), NoticeKind.WELCOME, texts.text("citizen.welcome"))
+    plan.notice(plan.reply_id("welcome"), NoticeKind.WELCOME, welcome_text())
     plan.outcome = "subscribed"
 
 
