@@ -37,6 +37,10 @@ class Location(_View):
     source: str | None = None
     scale: int | None = None
     reported_at: int | None = None
+    datum: str | None = Field(
+        default=None,
+        description="Coordinate system when it is not WeChat's GCJ-02: WGS-84 for a photo's EXIF position",
+    )
 
 
 class Media(_View):
