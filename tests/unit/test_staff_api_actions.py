@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from intake import clock
 from intake.keys import CITIZEN_SK, STATUS_INDEX, citizen_pk, status_gsi_pk, ticket_pk
@@ -429,3 +430,31 @@ def test_status_index_lists_accepted_ticket(staff_api: Any, table: Any, lambda_c
 
     # THEN the ticket is there, sorted by its deadline
     assert [item["ticket_id"] for item in items] == ["DG-IDX"]
+
+
+def test_action_committed_when_event_bus_unreachable(
+    staff_api: Any, table: Any, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a submitted ticket, and an event bus that fails with an AWS error
+    table.put_item(Item=ticket_item("DG-BUS", "submitted"))
+    stubber = Stubber(staff_api.events)
+    stubber.add_client_error("put_events", service_error_code="InternalException", http_status_code=500)
+
+    # WHEN staff accept the ticket
+    with stubber:
+        response = act(
+            staff_api,
+            lambda_context,
+            "DG-BUS",
+            {"action": "accept", "actor": "staff-01", "appeal_type": "complaint"},
+        )
+
+    # THEN the committed change is reported as done, with its events marked unpublished
+    assert response["statusCode"] == 200, response["body"]
+    assert json.loads(response["body"])["events_published"] is False
+    assert stored(table, "DG-BUS")["status"] == "accepted"
+    assert [entry["entry_type"] for entry in history(table, "DG-BUS")] == [
+        "action:accept",
+        "events_unpublished",
+    ]
+    assert "ticket change not published" in caplog.text

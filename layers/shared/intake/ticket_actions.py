@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from intake import clock, texts
 from intake.citizen_profile import profile_key
@@ -303,8 +303,10 @@ class TicketActions:
         notices = self._notices(ticket, change, entry, at)
         try:
             self._publisher.publish([event], notices)
-        except EventPublishError:
-            # NOTE: the change is committed; these events are lost and only the history entry records it.
+        except (EventPublishError, ClientError, BotoCoreError):
+            # The change is committed, so the caller gets it with events_published=False instead of a 500
+            # that would make staff repeat an action that already happened.
+            # NOTE: these events are lost; only the history entry records them.
             logger.exception("ticket change not published", extra={"ticket_id": ticket["ticket_id"]})
             self._repository.table.put_item(
                 Item=history_item(
