@@ -451,35 +451,7 @@ def submit_draft(plan: Plan, draft: Ticket, actor: str, reason: str, require_sil
     else:
         entry = update_ticket(draft.ticket_id, TicketStatus.COLLECTING, set_values=values)
     plan.entries.append(entry)
-    plan.entries.append(
-        put_new(
-            history_item(
-                draft.ticket_id,
-                "status_changed",
-                actor,
-                at=plan.at,
-                before_status=TicketStatus.COLLECTING,
-                after_status=TicketStatus.SUBMITTED,
-                detail={"reason": reason},
-            )
-        )
-    )
-    plan.event(
-        draft.ticket_id,
-        "status_changed",
-        TicketStatus.SUBMITTED,
-        previous_status=TicketStatus.COLLECTING,
-        actor=actor,
-        detail={"reason": reason},
-    )
-    plan.notice(
-        f"{draft.ticket_id}:submitted",
-        NoticeKind.STATUS,
-        texts.text("citizen.submitted", ticket_id=draft.ticket_id),
-        ticket_id=draft.ticket_id,
-        status=TicketStatus.SUBMITTED,
-    )
-    plan.profile_remove.append("open_draft_ticket_id")
+    _record_draft_closed(plan, draft, TicketStatus.SUBMITTED, actor, {"reason": reason})
 
 
 def _cancel_draft(plan: Plan, draft: Ticket) -> None:
@@ -490,27 +462,44 @@ def _cancel_draft(plan: Plan, draft: Ticket) -> None:
             set_values=status_change_values(TicketStatus.CANCELLED, plan.at_iso),
         )
     )
+    _record_draft_closed(plan, draft, TicketStatus.CANCELLED, CITIZEN)
+
+
+def _record_draft_closed(
+    plan: Plan, draft: Ticket, status: TicketStatus, actor: str, detail: dict[str, Any] | None = None
+) -> None:
+    """Record that a draft left `collecting` for `status` (submitted or cancelled) and tell the citizen.
+
+    The history entry, the TicketChanged event and the notice share the new status; the notice text is
+    `citizen.submitted` or `citizen.cancelled`, and the profile no longer points at the draft.
+    """
     plan.entries.append(
         put_new(
             history_item(
                 draft.ticket_id,
                 "status_changed",
-                CITIZEN,
+                actor,
                 at=plan.at,
                 before_status=TicketStatus.COLLECTING,
-                after_status=TicketStatus.CANCELLED,
+                after_status=status,
+                detail=detail,
             )
         )
     )
     plan.event(
-        draft.ticket_id, "status_changed", TicketStatus.CANCELLED, previous_status=TicketStatus.COLLECTING
+        draft.ticket_id,
+        "status_changed",
+        status,
+        previous_status=TicketStatus.COLLECTING,
+        actor=actor,
+        detail=detail,
     )
     plan.notice(
-        f"{draft.ticket_id}:cancelled",
+        f"{draft.ticket_id}:{status.value}",
         NoticeKind.STATUS,
-        texts.text("citizen.cancelled", ticket_id=draft.ticket_id),
+        texts.text(f"citizen.{status.value}", ticket_id=draft.ticket_id),
         ticket_id=draft.ticket_id,
-        status=TicketStatus.CANCELLED,
+        status=status,
     )
     plan.profile_remove.append("open_draft_ticket_id")
 
