@@ -137,3 +137,13 @@ def read_fixture(name: str) -> Any:
     if path.suffix == ".json":
         return json.loads(path.read_text(encoding="utf-8"))
     return path.read_text(encoding="utf-8")
+
+
+def drain_event_details(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Receive and delete every message on a queue fed by EventBridge; return each event's `detail`."""
+    found = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            found.append(json.loads(message["Body"])["detail"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found

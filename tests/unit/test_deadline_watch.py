@@ -18,6 +18,7 @@ from intake.ticket_actions import TicketActions
 from intake.workflow import ApproveExtensionRequest, ExtendRequest, ReplyRequest
 from intake.workflow_config import get_workflow_config
 from intake.working_days import get_calendar
+from tests.conftest import drain_event_details
 from tests.unit.staff_api_events import ticket_item
 
 TICKET_ID = "DG20260901-0001"
@@ -70,17 +71,7 @@ def ticket_changes(stack: Any) -> Callable[[], list[dict[str, Any]]]:
     )
     events.put_targets(Rule="deadline-watch-test", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
 
-    def drain() -> list[dict[str, Any]]:
-        found = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"])["detail"])
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-    return drain
+    return lambda: drain_event_details(sqs, url)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 
 from intake import clock
 from intake.keys import CITIZEN_SK, STATUS_INDEX, citizen_pk, status_gsi_pk, ticket_pk
+from tests.conftest import drain_event_details
 from tests.unit.staff_api_events import CALLER_ARN, rest_event, ticket_item
 
 # Wednesday 2026-09-30 10:00 China time: 国庆 starts the next day.
@@ -35,17 +36,7 @@ def notices(stack: Any) -> Any:
     sqs = stack.client("sqs")
     url = stack.ref("OutboundQueue")
 
-    def drain() -> list[dict[str, Any]]:
-        found = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"])["detail"])
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-    return drain
+    return lambda: drain_event_details(sqs, url)
 
 
 def act(

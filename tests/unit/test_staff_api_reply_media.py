@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from devstack.wechat_emulator import SAMPLE_MEDIA
+from tests.conftest import drain_event_details
 from tests.unit.staff_api_events import rest_event, ticket_item
 
 TICKET_ID = "DG20260930-0007"
@@ -72,14 +73,7 @@ def reply(
 
 
 def drain_notices(stack: Any) -> list[dict[str, Any]]:
-    sqs = stack.client("sqs")
-    url = stack.ref("OutboundQueue")
-    found = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            found.append(json.loads(message["Body"])["detail"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
+    return drain_event_details(stack.client("sqs"), stack.ref("OutboundQueue"))
 
 
 def stored_status(table: Any) -> str:
