@@ -165,13 +165,13 @@ def record_handler(record: SQSRecord) -> None:
             delay_retry(record, f"errcode {err.errcode}")
             raise
         logger.error(
-            "WeChat refused the media download", extra={"errcode": err.errcode, "errmsg": err.errmsg}
+            "WeChat rejected the media download", extra={"errcode": err.errcode, "errmsg": err.errmsg}
         )
         raise MediaStoreError(
             f"cgi-bin/media/get returned errcode {err.errcode}; see the log for the hint"
         ) from err
     except WeChatProtocolError as err:
-        logger.error("unusable answer from WeChat", extra={"error": str(err)})
+        logger.error("invalid response from WeChat", extra={"error": str(err)})
         raise MediaStoreError(str(err)) from err
     finish(job, {**media, "status": "stored"}, "media_stored")
 

@@ -248,7 +248,8 @@ def plan_rating_or_content(plan: Plan, message: TextMessage, state: CitizenState
             return
         except TransitionNotAllowedError as err:
             logger.warning(
-                "rating refused by the workflow", extra={"ticket_id": item["ticket_id"], "reason": err.reason}
+                "rating rejected by the workflow",
+                extra={"ticket_id": item["ticket_id"], "reason": err.reason},
             )
     # Already rated, reopened by staff in the meantime, or refused: the digit is content.
     target = load_supplement_target(state.profile, state.open_id, message.create_time)

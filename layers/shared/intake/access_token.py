@@ -231,7 +231,7 @@ class AccessTokenProvider:
     # -- store ------------------------------------------------------------------------------------
 
     def _usable(self, stored: StoredToken, now: float, ahead: float) -> bool:
-        """Whether `stored` can be used without a fetch.
+        """Return whether `stored` can be used without a fetch.
 
         A token fetched within MIN_FETCH_INTERVAL_SECONDS counts as usable while it has not expired.
         """

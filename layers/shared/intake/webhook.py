@@ -184,7 +184,7 @@ def _signed_query(
 
 
 def verify_url(request: HttpRequest, credentials: WeChatCredentials, settings: Settings) -> HttpResponse:
-    """Answer WeChat's server URL check with `echostr`, byte for byte, when the signature is right.
+    """Respond to WeChat's server URL check with `echostr`, byte for byte, when the signature is valid.
 
     The echostr is never encrypted for an Official Account, in any message mode.
     """

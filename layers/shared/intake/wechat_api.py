@@ -187,7 +187,7 @@ class WeChatHttp:
         try:
             body = response.read(MAX_JSON_BYTES + 1)
         except urllib3.exceptions.HTTPError:
-            raise WeChatTransportError(f"WeChat API {path} answer was cut off; retry later") from None
+            raise WeChatTransportError(f"WeChat API {path} response was truncated; retry later") from None
         finally:
             response.release_conn()
         if len(body) > MAX_JSON_BYTES:
