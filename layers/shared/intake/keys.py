@@ -58,6 +58,23 @@ def token_pk(app_id: str) -> str:
     return f"WECHAT_TOKEN#{app_id}"
 
 
+KNOWLEDGE_PK = "KB"
+
+
+def knowledge_entry_sk(entry_id: str) -> str:
+    """Sort key of one knowledge entry; every entry shares `PK = KB`, so one Query loads the base."""
+    return f"ENTRY#{entry_id}"
+
+
+def knowledge_audit_prefix(entry_id: str) -> str:
+    return f"AUDIT#{entry_id}#"
+
+
+def knowledge_audit_sk(entry_id: str, at_iso: str, sequence: int) -> str:
+    """Sort key of one audit record of an entry, ordered by time within the entry."""
+    return f"{knowledge_audit_prefix(entry_id)}{at_iso}#{sequence:06d}"
+
+
 def status_gsi_pk(status: str) -> str:
     return f"STATUS#{status}"
 

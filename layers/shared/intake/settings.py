@@ -21,6 +21,19 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from err
 
 
+def _fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise ValueError(f"environment variable {name} must be a number from 0 to 1, got {raw!r}") from err
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"environment variable {name} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Values every function may need. A missing resource name is an empty string."""
@@ -48,6 +61,8 @@ class Settings:
     notice_retry_base_seconds: int = 30
     # reply-push: seconds without sends after WeChat's minute quota error 45011.
     wechat_minute_quota_pause_seconds: int = 60
+    # ticket-write: lowest knowledge_matching score (0..1) at which a consultation is answered at once.
+    knowledge_match_threshold: float = 0.75
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -76,6 +91,7 @@ class Settings:
             wechat_send_rate_per_second=_int("WECHAT_SEND_RATE_PER_SECOND", 50),
             notice_retry_base_seconds=_int("NOTICE_RETRY_BASE_SECONDS", 30),
             wechat_minute_quota_pause_seconds=_int("WECHAT_MINUTE_QUOTA_PAUSE_SECONDS", 60),
+            knowledge_match_threshold=_fraction("KNOWLEDGE_MATCH_THRESHOLD", 0.75),
         )
 
 
