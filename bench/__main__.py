@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 
@@ -14,12 +16,11 @@ from bench.cold_start import baseline_sample, function_sample
 from bench.machine import describe
 from bench.package_size import measure_package_sizes
 from bench.pipeline import DEFAULT_CITIZENS, DEFAULT_PUSHES, measure_pipeline
+from bench.shipped_tree import build_shipped_trees
 from bench.warm_webhook import CREDENTIALS, measure_warm_webhook
 from devstack.moto_server import MotoServer, fake_aws_environment
 from devstack.resources import create_stack
 from devstack.template import ROOT, FunctionSpec, function_specs, load_template
-
-WEBHOOK_FUNCTIONS = ("WebhookVerifyFunction", "MessageIngestFunction")
 
 
 def _emulated_function_specs(moto: MotoServer) -> list[FunctionSpec]:
@@ -59,19 +60,20 @@ def main(argv: list[str]) -> int:
     arguments = parser.parse_args(argv)
 
     print(f"cold start: {arguments.runs} fresh interpreters per module", flush=True)
-    with MotoServer() as moto:
+    template = load_template()
+    with MotoServer() as moto, tempfile.TemporaryDirectory(prefix="bench-shipped-") as directory:
         specs = _emulated_function_specs(moto)
+        shipped, without_pyc = build_shipped_trees(
+            template, sorted({spec.code_uri for spec in specs}), Path(directory)
+        )
         baseline = baseline_sample(arguments.runs)
-        cold = [function_sample(spec, arguments.runs) for spec in specs]
-        webhook_specs = [spec for spec in specs if spec.logical_id in WEBHOOK_FUNCTIONS]
-        without_bytecode = [
-            function_sample(spec, arguments.runs, without_bytecode=True) for spec in webhook_specs
-        ]
+        cold = [function_sample(spec, shipped, arguments.runs) for spec in specs]
+        without_bytecode = [function_sample(spec, without_pyc, arguments.runs) for spec in specs]
 
     print(f"warm webhook: {arguments.pushes} pushes per mode", flush=True)
     warm = measure_warm_webhook(arguments.pushes)
 
-    sizes = None if arguments.skip_build else measure_package_sizes(load_template())
+    sizes = None if arguments.skip_build else measure_package_sizes(template)
 
     pipeline = None
     if arguments.pipeline_pushes > 0:

@@ -1,9 +1,11 @@
 """Cold-start import time of each handler module, in fresh interpreters, against a boto3 baseline.
 
 Each sample starts a new Python process with the function's environment from template.yaml and its
-code and layers on `sys.path` (as Lambda lays them out), then times only the import of the handler
+code and layers on `sys.path` as Lambda unpacks them (`bench.shipped_tree`: built by the layers'
+Makefiles, every file stamped 1980-01-01, nothing writable), then times only the import of the handler
 module with `time.perf_counter`, so interpreter start-up is excluded from both the samples and the
-baseline. The baseline is a bare module that imports boto3 and creates one SQS client.
+baseline. The baseline is a bare module that imports boto3 and creates one SQS client; boto3 comes
+from this interpreter's site-packages with its `.pyc` files, as the Lambda runtime provides it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.shipped_tree import ShippedTree
 from devstack.template import FunctionSpec
 
 BASELINE_SOURCE = "import boto3\nboto3.client('sqs', region_name='us-east-1')\n"
@@ -50,8 +53,8 @@ class ImportSample:
         return min(self.seconds), max(self.seconds)
 
 
-def _child_environment(extra: dict[str, str], without_bytecode: bool) -> dict[str, str]:
-    environment = {
+def _child_environment(extra: dict[str, str]) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", ""),
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -59,14 +62,10 @@ def _child_environment(extra: dict[str, str], without_bytecode: bool) -> dict[st
         "AWS_REGION": "us-east-1",
         # No network is reached at import time; this keeps any stray call on loopback.
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        # Lambda's /var/task and /opt are read-only: a module without a valid .pyc compiles at every start.
+        "PYTHONDONTWRITEBYTECODE": "1",
         **extra,
     }
-    if without_bytecode:
-        # An empty, unwritable-in-practice cache prefix makes every import compile from source, which is
-        # what Lambda does when the .pyc files in a zip do not match (SAM zips with 1980 timestamps).
-        environment["PYTHONDONTWRITEBYTECODE"] = "1"
-        environment["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-nopyc-")
-    return environment
 
 
 def time_import(
@@ -74,14 +73,13 @@ def time_import(
     paths: list[Path],
     environment: dict[str, str],
     runs: int,
-    without_bytecode: bool = False,
 ) -> list[float]:
     """Return the import time of `module_file` in `runs` fresh interpreters."""
     samples = []
     for _ in range(runs):
         completed = subprocess.run(
             [sys.executable, "-c", _TIMER, json.dumps([str(path) for path in paths]), str(module_file)],
-            env=_child_environment(environment, without_bytecode),
+            env=_child_environment(environment),
             capture_output=True,
             text=True,
             check=False,
@@ -100,15 +98,7 @@ def baseline_sample(runs: int) -> ImportSample:
         return ImportSample("baseline: import boto3 + one SQS client", time_import(module_file, [], {}, runs))
 
 
-def function_paths(spec: FunctionSpec) -> list[Path]:
-    """Return sys.path entries as Lambda has them: the function's code, then each layer's code.
-
-    Third-party packages come from this interpreter's site-packages, standing in for the dependency layers.
-    """
-    return [spec.code_uri, *spec.layers]
-
-
-def function_sample(spec: FunctionSpec, runs: int, without_bytecode: bool = False) -> ImportSample:
-    module_file = spec.code_uri / f"{spec.module_name}.py"
-    seconds = time_import(module_file, function_paths(spec), spec.environment, runs, without_bytecode)
-    return ImportSample(spec.logical_id, seconds)
+def function_sample(spec: FunctionSpec, tree: ShippedTree, runs: int) -> ImportSample:
+    paths = tree.paths(spec.code_uri, spec.layers)
+    module_file = paths[0] / f"{spec.module_name}.py"
+    return ImportSample(spec.logical_id, time_import(module_file, paths, spec.environment, runs))
