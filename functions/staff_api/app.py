@@ -30,6 +30,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.config import Config
+from knowledge_routes import router as knowledge_router
 from pydantic import BaseModel, Field
 
 from intake import clock, open311, texts
@@ -85,6 +86,7 @@ actions = TicketActions(
     calendar=get_calendar(),
 )
 search = TicketSearch(table)
+app.include_router(knowledge_router)
 
 
 class Error(BaseModel):

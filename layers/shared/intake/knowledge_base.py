@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from intake import clock
+from intake import clock, texts
 from intake.keys import KNOWLEDGE_PK, knowledge_audit_prefix, knowledge_audit_sk, knowledge_entry_sk
 from intake.workflow_config import WorkflowConfig
 
@@ -177,10 +177,18 @@ class KnowledgeStoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class RowError:
-    """An invalid row of an import; `row` counts from 1 (for CSV, the header is row 0)."""
+    """An invalid row of an import; `row` counts from 1, and 0 is the document as a whole.
+
+    `reason` names the text `knowledge.row_error.{reason}` in texts.zh-CN.toml, filled from `params`.
+    """
 
     row: int
-    detail: str
+    reason: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        detail = texts.text(f"knowledge.row_error.{self.reason}", **dict(self.params))
+        return texts.text("knowledge.row", row=self.row, detail=detail)
 
 
 class KnowledgeImportError(ValueError):
@@ -188,7 +196,13 @@ class KnowledgeImportError(ValueError):
 
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"row {error.row}: {error.detail}" for error in errors))
+        super().__init__(
+            "; ".join(f"row {error.row}: {error.reason} {dict(error.params)}" for error in errors)
+        )
+
+    def describe(self) -> str:
+        """Return every row's error in Chinese, for staff."""
+        return "；".join(error.describe() for error in self.errors)
 
 
 @dataclass(frozen=True)
@@ -455,24 +469,24 @@ def parse_import_text(text: str) -> list[dict[str, Any]]:
     """
     stripped = text.lstrip("\ufeff").strip()
     if not stripped:
-        raise KnowledgeImportError([RowError(0, "文件为空")])
+        raise KnowledgeImportError([RowError(0, "empty")])
     if stripped.startswith(("[", "{")):
         try:
             document = json.loads(stripped)
         except json.JSONDecodeError as err:
-            raise KnowledgeImportError([RowError(0, f"JSON 格式错误（第 {err.lineno} 行）")]) from err
+            position = (("line", str(err.lineno)), ("column", str(err.colno)))
+            raise KnowledgeImportError([RowError(0, "json_syntax", position)]) from err
         if not isinstance(document, list):
-            raise KnowledgeImportError([RowError(0, "JSON 须为条目数组")])
+            raise KnowledgeImportError([RowError(0, "json_not_array")])
         return document
     reader = csv.DictReader(io.StringIO(stripped))
     if not reader.fieldnames or "entry_id" not in reader.fieldnames:
-        raise KnowledgeImportError([RowError(0, "CSV 首行须为列名，且包含 entry_id")])
+        raise KnowledgeImportError([RowError(0, "csv_header")])
     return [_csv_row(record) for record in reader]
 
 
-def _field_errors(err: ValidationError) -> str:
-    fields = sorted({".".join(str(part) for part in item["loc"]) or "row" for item in err.errors()})
-    return "字段有误：" + "、".join(fields)
+def _invalid_fields(err: ValidationError) -> str:
+    return "、".join(sorted({".".join(str(part) for part in item["loc"]) or "row" for item in err.errors()}))
 
 
 def validate_rows(raw_rows: list[Any], config: WorkflowConfig) -> list[KnowledgeImportRow]:
@@ -482,26 +496,26 @@ def validate_rows(raw_rows: list[Any], config: WorkflowConfig) -> list[Knowledge
     seen: set[str] = set()
     for number, raw in enumerate(raw_rows, start=1):
         if not isinstance(raw, dict):
-            errors.append(RowError(number, "须为对象"))
+            errors.append(RowError(number, "not_object"))
             continue
         if "__extra__" in raw:
-            errors.append(RowError(number, "列数多于首行"))
+            errors.append(RowError(number, "extra_cells"))
             continue
         try:
             row = KnowledgeImportRow.model_validate(raw)
         except ValidationError as err:
-            errors.append(RowError(number, _field_errors(err)))
+            errors.append(RowError(number, "fields", (("fields", _invalid_fields(err)),)))
             continue
         unknown = row.unknown_codes(config)
         if unknown:
-            errors.append(RowError(number, "未配置的代码：" + "、".join(unknown)))
+            errors.append(RowError(number, "unknown_codes", (("codes", "、".join(unknown)),)))
         elif row.entry_id in seen:
-            errors.append(RowError(number, f"entry_id {row.entry_id} 重复"))
+            errors.append(RowError(number, "duplicate_id", (("entry_id", row.entry_id),)))
         else:
             rows.append(row)
         seen.add(row.entry_id)
     if not raw_rows:
-        errors.append(RowError(0, "没有条目"))
+        errors.append(RowError(0, "no_rows"))
     if errors:
         raise KnowledgeImportError(errors)
     return rows

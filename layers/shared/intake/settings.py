@@ -62,7 +62,7 @@ class Settings:
     # reply-push: seconds without sends after WeChat's minute quota error 45011.
     wechat_minute_quota_pause_seconds: int = 60
     # ticket-write: lowest knowledge_matching score (0..1) at which a consultation is answered at once.
-    knowledge_match_threshold: float = 0.75
+    knowledge_match_threshold: float = 0.7
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -91,7 +91,7 @@ class Settings:
             wechat_send_rate_per_second=_int("WECHAT_SEND_RATE_PER_SECOND", 50),
             notice_retry_base_seconds=_int("NOTICE_RETRY_BASE_SECONDS", 30),
             wechat_minute_quota_pause_seconds=_int("WECHAT_MINUTE_QUOTA_PAUSE_SECONDS", 60),
-            knowledge_match_threshold=_fraction("KNOWLEDGE_MATCH_THRESHOLD", 0.75),
+            knowledge_match_threshold=_fraction("KNOWLEDGE_MATCH_THRESHOLD", 0.7),
         )
 
 
