@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # sam build looks for the runtime's interpreter on PATH.
 export PATH := $(abspath $(BIN)):$(if $(PYTHON313),$(dir $(PYTHON313)):)$(PATH)
 
-.PHONY: help venv test test-unit test-integration lint typecheck validate build demo local bench policy clean ci
+.PHONY: help venv test test-unit test-integration test-corpus lint typecheck validate build demo local bench policy fuzz fuzz-corpus clean ci
 
 help:
 	@echo "make demo   run the main job end to end on the local emulated stack"
@@ -21,6 +21,8 @@ help:
 	@echo "make typecheck  mypy on the shared package"
 	@echo "make build  sam build without Docker"
 	@echo "make bench  run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make test-corpus  run the malformed-input corpus, property and security tests"
+	@echo "make fuzz   fuzz the webhook's signature, decryption and XML path (FUZZ_SECONDS=60)"
 
 $(STAMP): requirements-dev.txt layers/core/requirements.txt layers/media/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +43,26 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-corpus: $(STAMP)
+	$(BIN)/python -m pytest tests/unit/test_malformed_corpus.py tests/unit/test_fuzz_corpus.py \
+		tests/unit/test_properties_*.py tests/unit/test_security_*.py $(PYTEST_ARGS)
+
+# libFuzzer options after FUZZ_SECONDS; new inputs go to .devstack/fuzz/corpus, crashes to .devstack/fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+
+$(FUZZ_STAMP): $(STAMP) requirements-fuzz.txt
+	$(BIN)/python -m pip install --quiet -r requirements-fuzz.txt
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	mkdir -p .devstack/fuzz/corpus
+	PYTHONPATH=layers/shared:. $(BIN)/python fuzz/fuzz_webhook.py .devstack/fuzz/corpus fuzz/corpus \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=.devstack/fuzz/ $(FUZZ_ARGS)
+
+fuzz-corpus: $(STAMP)
+	PYTHONPATH=layers/shared:. $(BIN)/python -m fuzz.make_corpus
 
 lint: $(STAMP) validate policy
 	$(BIN)/ruff check .
