@@ -60,14 +60,17 @@ def _bytecode_table(cold: Sequence[ImportSample], without_bytecode: Sequence[Imp
 
 def _warm_table(warm: Sequence[WarmFigure]) -> list[str]:
     lines = [
-        "| mode | handler median | handler p95 | floor median | ratio to floor | target |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| mode | handler median | handler p95 | floor median | ratio to floor | target "
+        "| floor + one SendMessage | ratio to floor + SendMessage |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for figure in warm:
         ratio = figure.handler_median / figure.floor_median
+        with_call = figure.floor_with_sqs_call
         lines.append(
             f"| {figure.mode} | {_us(figure.handler_median)} | {_us(figure.handler_p95)} "
-            f"| {_us(figure.floor_median)} | {ratio:.2f}× | {_verdict(ratio, WARM_TARGET_RATIO)} |"
+            f"| {_us(figure.floor_median)} | {ratio:.2f}× | {_verdict(ratio, WARM_TARGET_RATIO)} "
+            f"| {_us(with_call)} | {figure.handler_median / with_call:.2f}× |"
         )
     return lines
 
@@ -156,6 +159,13 @@ def render(
         f"and parsing alone with the same libraries. Target: at most {WARM_TARGET_RATIO}× the floor.",
         "",
         *_warm_table(warm),
+        "",
+        "The second reference adds one stubbed SendMessage through a boto3 client (a 700-byte body), "
+        "which any handler that queues the push pays. What remains above it is Powertools: the JSON "
+        "log line per push (about 100 µs here), the EMF metrics document flushed per invocation and the "
+        "Lambda context injection, plus building and serialising the record. The target of 2× the floor "
+        "is below the cost of the SendMessage call alone in safe and plain mode, so it cannot be met "
+        "while the webhook queues through boto3; the figures state by how much it is missed.",
         "",
         "## Package size",
         "",

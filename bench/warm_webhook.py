@@ -4,6 +4,8 @@ The handler runs as Lambda calls it (an API Gateway event through `lambda_handle
 read once from moto and then cached, and the SQS call answered by botocore's Stubber so that no
 emulator time is measured. The floor is the work no implementation can skip: the signature checks,
 the AES decryption (safe mode) and the XML parsing into the message model, with the same libraries.
+A second reference adds what any implementation that queues through boto3 pays on top: one stubbed
+SendMessage through a client configured as the handler's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ CREDENTIALS = {
     "original_id": "gh_97417a04a28d",
 }
 WARM_UP_PUSHES = 50
+# About the size of the InboundRecord JSON that message-ingest queues for one text push.
+SQS_BODY_BYTES = 700
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -53,6 +57,11 @@ class WarmFigure:
     handler_median: float
     handler_p95: float
     floor_median: float
+    sqs_call_median: float
+
+    @property
+    def floor_with_sqs_call(self) -> float:
+        return self.floor_median + self.sqs_call_median
 
 
 def _p95(samples: list[float]) -> float:
@@ -135,6 +144,28 @@ def _floor_seconds(events: list[dict[str, Any]], mode: str) -> list[float]:
     return samples
 
 
+def _sqs_call_seconds(count: int) -> list[float]:
+    """Time one stubbed SendMessage with a client configured as the handler's, the body a record's size."""
+    client = boto3.client("sqs")
+    body = json.dumps({"record": "x" * SQS_BODY_BYTES})
+    queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-inbound.fifo"
+    samples = []
+    with Stubber(client) as stubber:
+        for index in range(count):
+            stubber.add_response(
+                "send_message", {"MessageId": f"bench-{index}", "MD5OfMessageBody": "0" * 32}
+            )
+            start = time.perf_counter()
+            client.send_message(
+                QueueUrl=queue_url,
+                MessageBody=body,
+                MessageGroupId="o-bench",
+                MessageDeduplicationId="0" * 64,
+            )
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
 def _handler_seconds(events: list[dict[str, Any]], mode: str, sink: Any) -> list[float]:
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
@@ -195,9 +226,11 @@ def _measure_mode(mode: str, pushes: int, sink: Any) -> WarmFigure:
     events = _events(mode, pushes + WARM_UP_PUSHES)
     handler = _handler_seconds(events, mode, sink)[WARM_UP_PUSHES:]
     floor = _floor_seconds(events, mode)[WARM_UP_PUSHES:]
+    sqs_call = _sqs_call_seconds(len(events))[WARM_UP_PUSHES:]
     return WarmFigure(
         mode=mode,
         handler_median=statistics.median(handler),
         handler_p95=_p95(handler),
         floor_median=statistics.median(floor),
+        sqs_call_median=statistics.median(sqs_call),
     )
