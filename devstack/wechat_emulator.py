@@ -1,8 +1,8 @@
 """An emulated WeChat Official Account API on 127.0.0.1, with WeChat's rules and error codes.
 
 Covered APIs: access tokens (`cgi-bin/token`, `cgi-bin/stable_token`), temporary media
-(`cgi-bin/media/get`, `cgi-bin/media/upload`), customer-service and template messages, and the
-custom menu. Errors are
+(`cgi-bin/media/get`, `cgi-bin/media/upload`), customer-service and template messages, mass sends
+to all followers (`cgi-bin/message/mass/sendall`, 4 a calendar month) and the custom menu. Errors are
 JSON `{"errcode": ..., "errmsg": ...}` with HTTP 200, as WeChat sends them. Time runs on an emulator
 clock that tests move forward with `POST /_emulator/clock`. Control endpoints under `/_emulator/`
 register users, interactions and media, inject faults and read the call log (see docs/local-stack.md).
@@ -70,7 +70,9 @@ ERRORS = {
     45002: "content size out of limit",
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
+    45028: "has no masssend quota",
     45047: "out of response count limit",
+    45065: "clientmsgid exist",
     46003: "menu no exist",
     47001: "data format error",
 }
@@ -94,6 +96,10 @@ UPLOAD_CONTENT_TYPES = {
 }
 # Largest request body the emulator reads: the largest upload plus room for the multipart framing.
 MAX_REQUEST_BYTES = 10 * MB + 64 * 1024
+# A service account (服务号) may mass-send to its followers 4 times per calendar month (China time).
+MASS_SEND_MONTHLY_QUOTA = 4
+MASS_SEND_MESSAGE_TYPES = frozenset({"text", "mpnews", "voice", "image", "mpvideo", "wxcard"})
+CHINA_UTC_OFFSET_SECONDS = 8 * 3600
 # Customer-service message types whose body names a temporary media file.
 MEDIA_MESSAGE_TYPES = frozenset({"image", "voice", "video"})
 
@@ -192,6 +198,8 @@ class EmulatorState:
     template_sends: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     next_msgid: int = 1000000001
     media_error_content_type: str = "application/json"
+    # Accepted mass sends (message/mass/sendall), oldest first; each has msg_id, month, payload, at.
+    mass_sends: list[dict[str, Any]] = field(default_factory=list)
 
     def now(self) -> float:
         return time.time() + self.clock_offset
@@ -209,6 +217,7 @@ class EmulatorState:
             self.calls.clear()
             self.sent.clear()
             self.template_sends.clear()
+            self.mass_sends.clear()
             self.media_error_content_type = "application/json"
 
     # -- control ---------------------------------------------------------------------------------------
@@ -352,6 +361,43 @@ class EmulatorState:
             self.sent.append({"api": "message/template/send", "touser": payload["touser"], "payload": payload,
                               "at": now, "msgid": msgid})  # fmt: skip
             return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+
+    def mass_send_all(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Accept a mass send to every follower (`filter.is_to_all`), within the monthly quota.
+
+        A `clientmsgid` that was already sent answers 45065 with the earlier send's msg_id, as WeChat
+        does, so a retry never reaches the followers twice.
+        """
+        send_filter = payload.get("filter")
+        if not isinstance(send_filter, dict) or send_filter.get("is_to_all") is not True:
+            raise WeChatApiError(47001)
+        msgtype = payload.get("msgtype")
+        if msgtype not in MASS_SEND_MESSAGE_TYPES or not isinstance(payload.get(msgtype), dict):
+            raise WeChatApiError(40008)
+        if msgtype == "text":
+            content = payload["text"].get("content")
+            if not isinstance(content, str) or not content:
+                raise WeChatApiError(47001)
+            if len(content.encode("utf-8")) > TEXT_LIMIT_BYTES:
+                raise WeChatApiError(45002)
+        with self.lock:
+            client_msg_id = payload.get("clientmsgid")
+            earlier = next(
+                (send for send in self.mass_sends if client_msg_id and send["clientmsgid"] == client_msg_id),
+                None,
+            )
+            if earlier is not None:
+                return {"errcode": 45065, "errmsg": ERRORS[45065], "msg_id": earlier["msg_id"]}
+            now = self.now()
+            month = time.strftime("%Y%m", time.gmtime(now + CHINA_UTC_OFFSET_SECONDS))
+            if sum(send["month"] == month for send in self.mass_sends) >= MASS_SEND_MONTHLY_QUOTA:
+                raise WeChatApiError(45028)
+            msg_id = self.next_msgid
+            self.next_msgid += 1
+            self.mass_sends.append({"msg_id": msg_id, "clientmsgid": client_msg_id, "month": month,
+                                    "payload": payload, "at": now})  # fmt: skip
+            return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id,
+                    "msg_data_id": msg_id}  # fmt: skip
 
     def create_menu(self, payload: dict[str, Any]) -> dict[str, Any]:
         buttons = payload.get("button")
@@ -607,6 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
             "message/custom/send": state.send_custom,
             "message/template/send": state.send_template,
             "menu/create": state.create_menu,
+            "message/mass/sendall": state.mass_send_all,
         }
         if api not in handlers:
             raise WeChatApiError(-1)
@@ -657,6 +704,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET" and name == "sent":
                 with state.lock:
                     self._json(list(state.sent))
+            elif method == "GET" and name == "mass_sends":
+                with state.lock:
+                    self._json(list(state.mass_sends))
             elif method == "GET" and name == "clock":
                 self._json({"now": state.now()})
             elif method == "POST" and name == "clock":

@@ -96,6 +96,12 @@ def load_function(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         for key, value in {**spec.environment, **(extra_env or {})}.items():
             monkeypatch.setenv(key, value)
         _reset_process_caches()
+        # Lambda puts the function's folder on sys.path, so a handler imports its sibling modules by
+        # name; they are imported afresh, like the handler, to bind to the current moto mock.
+        monkeypatch.syspath_prepend(str(spec.code_uri))
+        for name, loaded in list(sys.modules.items()):
+            if Path(getattr(loaded, "__file__", None) or "/").parent == Path(spec.code_uri):
+                del sys.modules[name]
         module_name = f"lambda_{logical_id}"
         module_spec = importlib.util.spec_from_file_location(
             module_name, spec.code_uri / f"{spec.module_name}.py"

@@ -24,6 +24,7 @@ from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 import boto3
+from announcement_routes import router as announcement_router
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -87,6 +88,7 @@ actions = TicketActions(
 )
 search = TicketSearch(table)
 app.include_router(knowledge_router)
+app.include_router(announcement_router)
 
 
 class Error(BaseModel):

@@ -18,6 +18,8 @@ OPENAPI_FILE = ROOT / "openapi.json"
 def openapi_document() -> str:
     """Return the OpenAPI document of app.py as formatted JSON text with a trailing newline."""
     sys.path.insert(0, str(ROOT / "layers" / "shared"))
+    # The route modules next to app.py are imported by name, as Lambda does with the code folder.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     # boto3 needs a region to build the module-level clients; building them sends nothing.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from functions.staff_api.app import app

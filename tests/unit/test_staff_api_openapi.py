@@ -33,6 +33,14 @@ def test_openapi_lists_routes_and_error_shape() -> None:
         "/open311/v2/services.json",
         "/open311/v2/requests.json",
         "/open311/v2/requests/{service_request_id}.json",
+        "/announcements",
+        "/announcements/{announcement_id}",
+        "/announcements/{announcement_id}/publish",
+        "/knowledge",
+        "/knowledge/import",
+        "/knowledge/{entry_id}",
+        "/knowledge/{entry_id}/history",
+        "/knowledge/{entry_id}/retire",
     }
     responses = document["paths"]["/tickets/{ticket_id}/actions"]["post"]["responses"]
     assert "422" not in responses
