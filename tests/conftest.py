@@ -76,6 +76,8 @@ def _reset_process_caches() -> None:
     for name in [module for module in sys.modules if module == "intake" or module.startswith("intake.")]:
         module = sys.modules[name]
         for value in vars(module).values():
+            if isinstance(value, type):
+                continue  # a class's cache_clear is an unbound method; its instances are cleared
             cache_clear = getattr(value, "cache_clear", None)
             if callable(cache_clear):
                 cache_clear()
