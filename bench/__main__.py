@@ -13,6 +13,7 @@ import boto3
 
 from bench import report
 from bench.cold_start import baseline_sample, function_sample
+from bench.knowledge_quality import measure as measure_knowledge_quality
 from bench.machine import describe
 from bench.package_size import measure_package_sizes
 from bench.pipeline import DEFAULT_CITIZENS, DEFAULT_PUSHES, measure_pipeline
@@ -81,6 +82,9 @@ def main(argv: list[str]) -> int:
         print(f"pipeline: {arguments.pipeline_pushes} pushes from {citizens} citizens", flush=True)
         pipeline = measure_pipeline(arguments.pipeline_pushes, citizens)
 
+    print("knowledge base: labelled messages against the starter entries", flush=True)
+    knowledge = measure_knowledge_quality()
+
     text = report.render(
         machine=describe(),
         command=(
@@ -94,6 +98,7 @@ def main(argv: list[str]) -> int:
         warm=warm,
         sizes=sizes,
         pipeline=pipeline,
+        knowledge=knowledge,
     )
     (ROOT / "BENCHMARKS.md").write_text(text, encoding="utf-8")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")

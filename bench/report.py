@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bench.cold_start import ImportSample
 from bench.package_size import PackageSize
@@ -11,6 +12,7 @@ from bench.warm_webhook import WarmFigure
 
 COLD_START_TARGET_RATIO = 1.5
 WARM_TARGET_RATIO = 2.0
+KNOWLEDGE_PRECISION_GOAL = 0.95
 WEBHOOK_FUNCTIONS = ("WebhookVerifyFunction", "MessageIngestFunction")
 
 
@@ -75,6 +77,47 @@ def _warm_table(warm: Sequence[WarmFigure]) -> list[str]:
     return lines
 
 
+def _knowledge_section(figures: dict[str, Any] | None) -> list[str]:
+    lines = [
+        "## Knowledge-base answers",
+        "",
+        "`bench/knowledge_quality.py` runs the matcher (`intake.knowledge_matching.best_match`) over "
+        "the labelled citizen messages in tests/fixtures/knowledge_labelled_questions.json against the "
+        "starter entries, at the threshold template.yaml deploys. Precision is the share of automatic "
+        "answers that name the labelled entry (a wrong answer is worse than none); recall is the share of "
+        "messages labelled with an entry that are answered at once. Goal: precision at least "
+        f"{KNOWLEDGE_PRECISION_GOAL:.0%}; `tests/unit/test_knowledge_quality.py` fails below it.",
+        "",
+    ]
+    if figures is None:
+        return [*lines, "Not measured in this run."]
+    precision = figures["precision"]
+    verdict = "met" if precision >= KNOWLEDGE_PRECISION_GOAL else "missed"
+    lines += [
+        "| figure | value |",
+        "| --- | --- |",
+        f"| threshold | {figures['threshold']} |",
+        f"| messages (labelled with an entry / near-misses and others) | {figures['messages']} "
+        f"({figures['labelled_with_entry']} / {figures['messages'] - figures['labelled_with_entry']}) |",
+        f"| answered correctly / wrongly / not answered / rightly not answered | "
+        f"{figures['true_positive']} / {figures['false_positive']} / {figures['false_negative']} / "
+        f"{figures['true_negative']} |",
+        f"| precision | {precision:.1%} ({verdict}, goal ≥ {KNOWLEDGE_PRECISION_GOAL:.0%}) |",
+        f"| recall | {figures['recall']:.1%} |",
+        f"| import of the matcher with its segmenter | {figures['import_ms']:.0f} ms |",
+        f"| first match (loads the segmenter's dictionary) | {figures['first_call_ms']:.0f} ms |",
+        f"| median match afterwards | {figures['median_match_ms'] * 1000:.0f} µs |",
+    ]
+    wrong = figures.get("wrong_answers") or []
+    if wrong:
+        lines += ["", "Wrong automatic answers in this run:", ""]
+        lines += [
+            f"- 「{item['text']}」 answered with `{item['answered']}`, labelled `{item['expected'] or 'none'}`"
+            for item in wrong
+        ]
+    return lines
+
+
 def _size_table(sizes: Sequence[PackageSize] | None) -> list[str]:
     if sizes is None:
         return ["Not measured in this run (`--skip-build`)."]
@@ -120,6 +163,7 @@ def render(
     warm: Sequence[WarmFigure],
     sizes: Sequence[PackageSize] | None,
     pipeline: PipelineFigure | None = None,
+    knowledge: dict[str, Any] | None = None,
 ) -> str:
     sections = [
         "# Benchmarks",
@@ -191,6 +235,8 @@ def render(
         "per push relative to moto's floor, and as a check that a burst loses or duplicates nothing.",
         "",
         *_pipeline_table(pipeline),
+        "",
+        *_knowledge_section(knowledge),
         "",
         *CAPACITY_ON_PAPER,
     ]
