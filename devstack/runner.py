@@ -31,6 +31,7 @@ from devstack.api_gateway import (
 from devstack.event_sources import SqsPoller, sqs_mappings
 from devstack.function_pool import FunctionPool, Invocation, InvocationLog, worker_environment
 from devstack.moto_server import LOCAL_REGION, MotoServer, fake_aws_environment
+from devstack.ops.knowledge_import import seed_local_stack
 from devstack.resources import Stack, create_stack
 from devstack.scheduler import Scheduler, UnknownScheduleError, schedules
 from devstack.template import TEMPLATE_PATH, FunctionSpec, function_specs, load_template
@@ -153,6 +154,7 @@ class LocalStack:
             stack_name=config.stack_name,
         )
         logger.info("created %d resources from %s", len(self.stack.created), config.template_path.name)
+        seed_local_stack(self.stack)
 
         for spec in function_specs(self.stack.template, self.stack.resolver):
             has_api = any(event.get("Type") == "Api" for event in spec.events.values())

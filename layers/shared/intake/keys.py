@@ -70,9 +70,9 @@ def knowledge_audit_prefix(entry_id: str) -> str:
     return f"AUDIT#{entry_id}#"
 
 
-def knowledge_audit_sk(entry_id: str, at_iso: str, sequence: int) -> str:
-    """Sort key of one audit record of an entry, ordered by time within the entry."""
-    return f"{knowledge_audit_prefix(entry_id)}{at_iso}#{sequence:06d}"
+def knowledge_audit_sk(entry_id: str, version: int) -> str:
+    """Sort key of the audit record of the change that made `version` of an entry, ordered by version."""
+    return f"{knowledge_audit_prefix(entry_id)}{version:06d}"
 
 
 def status_gsi_pk(status: str) -> str:

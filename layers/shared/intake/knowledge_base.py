@@ -1,7 +1,7 @@
 """The knowledge base: consultation questions (咨询) with a confirmed answer, stored in TicketsTable.
 
 All entries share the partition `PK = KB` (`SK = ENTRY#{entry_id}`), so one Query loads the whole base.
-Every create, update and retire writes the entry and one audit item (`SK = AUDIT#{entry_id}#{at}#{n}`:
+Every create, update and retire writes the entry and one audit item (`SK = AUDIT#{entry_id}#{version}`:
 who, when, which fields changed from what to what) in one transaction. Updates are optimistic: they
 name the `version` they read and fail with KnowledgeVersionConflictError when another writer got there
 first. Retiring sets `status = retired` and keeps the entry. `intake.knowledge_matching` chooses the
@@ -336,6 +336,17 @@ class KnowledgeRepository:
         current = self.get(entry_id)
         if current is None:
             raise KnowledgeEntryNotFoundError(entry_id)
+        return self._replace(current, content, expected_version, actor, example)
+
+    def _replace(
+        self,
+        current: KnowledgeEntry,
+        content: KnowledgeContent,
+        expected_version: int,
+        actor: str,
+        example: bool | None,
+    ) -> KnowledgeEntry:
+        entry_id = current.entry_id
         if current.version != expected_version:
             raise KnowledgeVersionConflictError(entry_id, expected_version, current.version)
         changes = changed_fields(current, content)
@@ -372,16 +383,17 @@ class KnowledgeRepository:
         created: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []
+        stored = {entry.entry_id: entry for entry in self.all_entries(consistent=True)}
         for row in rows:
             content = KnowledgeContent.model_validate(row.model_dump(include=set(CONTENT_FIELDS)))
-            current = self.get(row.entry_id)
+            current = stored.get(row.entry_id)
             if current is None:
                 self.create(content, actor, entry_id=row.entry_id, example=row.example)
                 created.append(row.entry_id)
             elif not changed_fields(current, content) and current.example == row.example:
                 unchanged.append(row.entry_id)
             else:
-                self.update(row.entry_id, content, current.version, actor, example=row.example)
+                self._replace(current, content, current.version, actor, row.example)
                 updated.append(row.entry_id)
         logger.info(
             "knowledge import applied",
@@ -408,7 +420,7 @@ class KnowledgeRepository:
             put["ExpressionAttributeValues"] = {":expected": expected_version}
         audit = {
             "PK": KNOWLEDGE_PK,
-            "SK": knowledge_audit_sk(entry.entry_id, entry.updated_at, secrets.randbelow(10**6)),
+            "SK": knowledge_audit_sk(entry.entry_id, entry.version),
             "item_type": "knowledge_audit",
             "entry_id": entry.entry_id,
             "action": action,
