@@ -323,6 +323,11 @@ class FunctionPool:
                 invocation.error_message,
             )
 
+    def busy_pids(self) -> list[int]:
+        """Return the process ids of the workers that are running an invocation now."""
+        with self._lock:
+            return [worker.process.pid for worker in self._busy if worker.ready and worker.alive]
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -29,6 +29,7 @@ from devstack.api_gateway import (
     api_routes,
 )
 from devstack.event_sources import SqsPoller, sqs_mappings
+from devstack.fault_proxy import FaultPlan, FaultProxy
 from devstack.function_pool import FunctionPool, Invocation, InvocationLog, worker_environment
 from devstack.moto_server import LOCAL_REGION, MotoServer, fake_aws_environment
 from devstack.ops.knowledge_import import seed_local_stack
@@ -73,6 +74,15 @@ class LocalStackConfig:
     prewarm_api_functions: bool = True
     # Scales every function's Timeout; above 1 only to keep tests stable on a loaded machine.
     timeout_multiplier: float = 1.0
+    # VisibilityTimeout by queue logical id, set before any message is sent. The reliability harness
+    # shortens the template's 180-720 s so that failed batches come back within its run.
+    queue_visibility_timeouts: dict[str, int] = field(default_factory=dict)
+    # Timeout in seconds by function logical id, replacing the template's; the multiplier still applies.
+    function_timeouts: dict[str, int] = field(default_factory=dict)
+    # Variables added to every worker's environment, e.g. settings the template leaves at defaults.
+    function_environment: dict[str, str] = field(default_factory=dict)
+    # When set, the functions reach AWS through `devstack.fault_proxy`, which injects these faults.
+    aws_fault_plan: FaultPlan | None = None
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> LocalStackConfig:
@@ -114,6 +124,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.emulator: WeChatEmulator | None = None
         self.stack: Stack | None = None
+        self.fault_proxy: FaultProxy | None = None
         self.pools: dict[str, FunctionPool] = {}
         self._gateway_server: ApiGatewayServer | None = None
         self._pollers: list[SqsPoller] = []
@@ -155,8 +166,11 @@ class LocalStack:
         )
         logger.info("created %d resources from %s", len(self.stack.created), config.template_path.name)
         seed_local_stack(self.stack)
+        self._set_visibility_timeouts()
+        if config.aws_fault_plan is not None:
+            self.fault_proxy = FaultProxy(self.moto.url, config.aws_fault_plan).start()
 
-        for spec in function_specs(self.stack.template, self.stack.resolver):
+        for spec in self._function_specs():
             has_api = any(event.get("Type") == "Api" for event in spec.events.values())
             concurrency = config.api_concurrency if has_api else BACKGROUND_CONCURRENCY
             self.pools[spec.logical_id] = FunctionPool(
@@ -195,6 +209,22 @@ class LocalStack:
         for thread in threads:
             thread.join()
 
+    def _function_specs(self) -> list[FunctionSpec]:
+        assert self.stack is not None
+        specs = function_specs(self.stack.template, self.stack.resolver)
+        for spec in specs:
+            if spec.logical_id in self.config.function_timeouts:
+                spec.timeout = self.config.function_timeouts[spec.logical_id]
+        return specs
+
+    def _set_visibility_timeouts(self) -> None:
+        assert self.stack is not None
+        sqs = self.stack.client("sqs")
+        for logical_id, seconds in self.config.queue_visibility_timeouts.items():
+            sqs.set_queue_attributes(
+                QueueUrl=self.stack.ref(logical_id), Attributes={"VisibilityTimeout": str(seconds)}
+            )
+
     def _parameter_overrides(self) -> dict[str, str]:
         assert self.emulator is not None
         config = self.config
@@ -208,10 +238,15 @@ class LocalStack:
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
         assert self.moto is not None
         assert self.emulator is not None
+        endpoint = self.fault_proxy.url if self.fault_proxy is not None else self.moto.url
         return worker_environment(
             spec,
-            fake_aws_environment(self.moto.url),
-            {"INTAKE_LOCAL_STACK": "1", "WECHAT_API_BASE": self.emulator.url},
+            fake_aws_environment(endpoint),
+            {
+                **self.config.function_environment,
+                "INTAKE_LOCAL_STACK": "1",
+                "WECHAT_API_BASE": self.emulator.url,
+            },
             self.config.stack_name,
         )
 
@@ -247,6 +282,9 @@ class LocalStack:
             self._gateway_server = None
         for pool in self.pools.values():
             pool.close()
+        if self.fault_proxy is not None:
+            self.fault_proxy.stop()
+            self.fault_proxy = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -310,7 +348,7 @@ class LocalStack:
         assert self.stack is not None
         self.config.parameter_overrides.update(overrides)
         self.stack.resolver.parameters.update(self._parameter_overrides())
-        for spec in function_specs(self.stack.template, self.stack.resolver):
+        for spec in self._function_specs():
             pool = self.pools[spec.logical_id]
             environment = self._environment(spec)
             if environment != pool.environment or spec.events != pool.spec.events:

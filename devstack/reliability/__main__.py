@@ -1,0 +1,41 @@
+"""`python -m devstack.reliability --pushes 2000 --citizens 200 --seed 1 --report RELIABILITY.md`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from devstack.reliability.harness import RunOptions, figures, run
+from devstack.reliability.report import render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.reliability", description=__doc__)
+    parser.add_argument("--pushes", type=int, default=2000)
+    parser.add_argument("--citizens", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--kills", type=int, default=6, help="function workers to SIGKILL during the run")
+    parser.add_argument("--report", type=Path, help="write the Markdown report to this file")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("devstack.function").setLevel(logging.ERROR)
+    logging.getLogger("devstack.reliability").setLevel(logging.INFO)
+
+    result = run(RunOptions(arguments.pushes, arguments.citizens, arguments.seed, kills=arguments.kills))
+    values = figures(result)
+    print(json.dumps(values, ensure_ascii=False, indent=2))
+    for problem in result.findings.problems:
+        print(f"problem: {problem}")
+    if arguments.report is not None:
+        command = "python -m devstack.reliability " + shlex.join(sys.argv[1:] if argv is None else argv)
+        arguments.report.write_text(render(result, command), encoding="utf-8")
+    ok = values["lost"] == 0 and values["duplicated"] == 0 and values["dead_letters_after_redrive"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
