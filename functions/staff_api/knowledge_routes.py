@@ -124,7 +124,7 @@ def handle_not_found(error: KnowledgeEntryNotFoundError) -> Response[str]:
 @router.exception_handler(KnowledgeVersionConflictError)
 def handle_version_conflict(error: KnowledgeVersionConflictError) -> Response[str]:
     logger.info(
-        "knowledge change refused: stale version",
+        "knowledge change rejected: stale version",
         extra={"entry_id": error.entry_id, "expected": error.expected, "current": error.current},
     )
     message = texts.text(
@@ -169,7 +169,7 @@ def handle_too_many_rows(error: TooManyRowsError) -> Response[str]:
     return _error(HTTPStatus.BAD_REQUEST, "bad_request", message)
 
 
-# The error answers, documented with app.py's `Error` model ({code, message}).
+# The error responses, documented with app.py's `Error` model ({code, message}).
 _ERRORS: dict[int, Any] = {
     code: {
         "description": HTTPStatus(code).phrase,

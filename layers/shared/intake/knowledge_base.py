@@ -35,7 +35,7 @@ ENTRY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENTRY_PREFIX = "ENTRY#"
 # Seconds that `cached_active_entries` keeps the base of one table before it queries again.
 CACHE_SECONDS = 60.0
-# Fields that staff edit; the others are bookkeeping set by the repository.
+# Fields that staff edit. The repository sets the other (bookkeeping) fields.
 CONTENT_FIELDS = (
     "question",
     "keywords",
@@ -60,7 +60,7 @@ def _clean_words(values: list[str]) -> list[str]:
 
 
 class KnowledgeContent(BaseModel):
-    """What staff write for one entry (the body of POST and PUT /knowledge, one row of an import)."""
+    """Content of one entry as staff write it: the body of POST and PUT /knowledge, one import row."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -71,7 +71,7 @@ class KnowledgeContent(BaseModel):
     synonyms: list[str] = Field(
         default_factory=list, max_length=50, description="Other ways citizens ask: phrasings or words"
     )
-    answer: str = Field(min_length=2, max_length=1800, description="Answer text; plain URLs allowed")
+    answer: str = Field(min_length=2, max_length=1800, description="Answer text, plain URLs allowed")
     category: str | None = Field(default=None, description="Category code from workflow_config.json")
     department: str | None = Field(default=None, description="Department code from workflow_config.json")
     valid_from: date | None = Field(default=None, description="First day the answer applies (China time)")
@@ -172,7 +172,7 @@ class KnowledgeVersionConflictError(RuntimeError):
 
 
 class KnowledgeStoreError(RuntimeError):
-    """DynamoDB refused a knowledge-base write for a reason other than a condition."""
+    """DynamoDB rejected a knowledge-base write for a reason other than a failed condition."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class RowError:
 
 
 class KnowledgeImportError(ValueError):
-    """An import was refused as a whole; `errors` names every invalid row."""
+    """An import rejected as a whole. `errors` names every invalid row."""
 
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
@@ -448,7 +448,9 @@ class KnowledgeRepository:
                 ) from err
             if code == "TransactionCanceledException" and "TransactionConflict" in reasons:
                 raise KnowledgeVersionConflictError(entry.entry_id, expected_version or 0, None) from err
-            raise KnowledgeStoreError(f"DynamoDB refused the knowledge write with {code}: {reasons}") from err
+            raise KnowledgeStoreError(
+                f"DynamoDB rejected the knowledge write with {code}: {reasons}"
+            ) from err
 
 
 # -- import files -----------------------------------------------------------------------------------
