@@ -7,7 +7,9 @@ rates of a `FaultPlan` it starts a burst of faults for one AWS service instead: 
 - `throttle`: DynamoDB 400 `ProvisionedThroughputExceededException`, S3 503 `SlowDown`, SQS and
   EventBridge 400 `ThrottlingException`;
 - `server_error`: 500 `InternalError` (S3, XML) or `InternalFailure` (JSON protocols);
-- `slow`: the request is forwarded after `slow_seconds`.
+- `slow`: the request is forwarded after `slow_seconds`;
+- `access_denied`: 400 `AccessDeniedException`, which the SDK does not retry: a fault that lasts
+  until someone fixes it (a policy or key mistake). Tests use it to make poison records.
 
 Bursts matter because the SDK retries throttling and 5xx answers by itself: single faults are
 absorbed there, and only a burst longer than the SDK's attempts reaches the function's own error
@@ -34,6 +36,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 FAULT_KINDS = ("throttle", "server_error", "slow")
+ERROR_KINDS = ("throttle", "server_error", "access_denied")
 # Services whose answers the proxy knows how to fake.
 SERVICES = ("dynamodb", "s3", "sqs", "events")
 
@@ -53,6 +56,8 @@ class FaultPlan:
     kinds: tuple[str, ...] = FAULT_KINDS
     max_burst: int = 6
     slow_seconds: float = 1.5
+    # When not empty, only these operations fail (the `X-Amz-Target` action, e.g. TransactWriteItems).
+    operations: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,19 @@ def request_service(authorization: str | None, path: str) -> str | None:
 
 
 def fault_answer(service: str, kind: str) -> FaultAnswer:
-    """Return the error AWS sends for `kind` (`throttle` or `server_error`) from `service`."""
+    """Return the error AWS sends for `kind` (`throttle`, `server_error`, `access_denied`) from `service`."""
     request_id = str(uuid.uuid4())
+    if kind == "access_denied" and service != "s3":
+        document = {
+            "__type": "AccessDeniedException",
+            "message": "User is not authorized to perform this action",
+        }
+        return FaultAnswer(400, "application/x-amz-json-1.0", json.dumps(document).encode())
     if service == "s3":
-        code, status, message = (
-            ("SlowDown", 503, "Please reduce your request rate.")
-            if kind == "throttle"
-            else ("InternalError", 500, "We encountered an internal error. Please try again.")
-        )
+        code, status, message = {
+            "throttle": ("SlowDown", 503, "Please reduce your request rate."),
+            "access_denied": ("AccessDenied", 403, "Access Denied"),
+        }.get(kind, ("InternalError", 500, "We encountered an internal error. Please try again."))
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
@@ -124,9 +134,11 @@ class FaultLedger:
     def __post_init__(self) -> None:
         self._random = random.Random(self.plan.seed)  # noqa: S311 - a seeded test scenario
 
-    def next_fault(self, service: str | None) -> str | None:
+    def next_fault(self, service: str | None, operation: str | None = None) -> str | None:
         """Return the fault kind for the next request of `service`, or None to forward it unchanged."""
         if service is None or service not in SERVICES:
+            return None
+        if self.plan.operations and operation not in self.plan.operations:
             return None
         with self._lock:
             self.forwarded[service] += 1
@@ -189,8 +201,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._read_body()
         service = request_service(self.headers.get("Authorization"), self.path)
-        kind = self.server.ledger.next_fault(service)
-        if kind in ("throttle", "server_error"):
+        target = self.headers.get("X-Amz-Target") or ""
+        kind = self.server.ledger.next_fault(service, target.rsplit(".", 1)[-1] or None)
+        if kind in ERROR_KINDS:
             assert service is not None
             answer = fault_answer(service, kind)
             self._answer(
