@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=6, help="function workers to SIGKILL during the run")
     parser.add_argument("--report", type=Path, help="write the Markdown report to this file")
     arguments = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the local stack stops its workers and moto on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("devstack.function").setLevel(logging.ERROR)
     logging.getLogger("devstack.reliability").setLevel(logging.INFO)

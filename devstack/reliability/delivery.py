@@ -62,6 +62,8 @@ class Deliverer:
         self._stack = stack
         self._threads = threads
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._delivered = 0
 
     def _http(self) -> requests.Session:
         if not hasattr(self._local, "session"):
@@ -126,6 +128,10 @@ class Deliverer:
             extra += 1
         if not push.accepted:
             logger.warning("push %d was never accepted by the webhook", push.index)
+        with self._lock:
+            self._delivered += 1
+            if self._delivered % 100 == 0:
+                logger.info("%d pushes delivered", self._delivered)
 
     def deliver_all(self, pushes_by_citizen: dict[str, list[PlannedPush]]) -> None:
         """Deliver each citizen's pushes in order, citizens in parallel."""

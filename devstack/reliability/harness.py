@@ -24,7 +24,7 @@ from typing import Any
 from devstack.fault_proxy import FaultPlan
 from devstack.ops.redrive import Redrive
 from devstack.reliability.chaos import WeChatFaults, WorkerKiller
-from devstack.reliability.checks import Findings, Snapshot, check, take_snapshot
+from devstack.reliability.checks import Findings, check, take_snapshot
 from devstack.reliability.delivery import Deliverer
 from devstack.reliability.scenario import PlannedPush, Scenario, build_scenario
 from devstack.runner import LocalStack, LocalStackConfig
@@ -34,13 +34,14 @@ from devstack.wechat_emulator import MEDIA_KINDS, SAMPLE_MEDIA
 # so that a batch that fails or whose worker was killed comes back within seconds instead of the
 # template's 180-720 s. Each visibility timeout stays above its function's timeout, as Lambda
 # requires: a shorter one would redeliver records whose idempotency record is still in progress.
+# The values allow for a busy 2-core machine, where a batch of 10 can take over 10 s.
 FUNCTION_TIMEOUTS = {
     "MessageIngestFunction": 8,
-    "TicketWriteFunction": 10,
-    "ReplyPushFunction": 10,
-    "MediaStoreFunction": 20,
+    "TicketWriteFunction": 20,
+    "ReplyPushFunction": 20,
+    "MediaStoreFunction": 40,
 }
-VISIBILITY_TIMEOUTS = {"InboundQueue": 12, "OutboundQueue": 12, "MediaQueue": 24}
+VISIBILITY_TIMEOUTS = {"InboundQueue": 24, "OutboundQueue": 24, "MediaQueue": 48}
 # reply-push backs off from 30 s (NOTICE_RETRY_BASE_SECONDS) after a transient WeChat error.
 FUNCTION_ENVIRONMENT = {"NOTICE_RETRY_BASE_SECONDS": "3"}
 DEAD_LETTER_QUEUES = {
@@ -154,8 +155,12 @@ def _deliver(stack: LocalStack, scenario: Scenario, threads: int) -> None:
         )
 
 
-def run(options: RunOptions, before_check: Callable[[LocalStack, Snapshot], None] | None = None) -> RunResult:
-    """Run the scenario and return the figures; `before_check` may change the state (tests)."""
+def run(options: RunOptions, inspect: Callable[[LocalStack, Scenario], None] | None = None) -> RunResult:
+    """Run the scenario and return the figures.
+
+    `inspect` is called after the checks, while the stack still runs; the tests use it to break an
+    invariant on purpose and check again.
+    """
     scenario = build_scenario(options.pushes, options.citizens, options.seed)
     started_at = datetime.now(UTC)
     started = time.monotonic()
@@ -188,11 +193,9 @@ def run(options: RunOptions, before_check: Callable[[LocalStack, Snapshot], None
         stack.wait_idle(timeout=options.settle_timeout)
         logger.info("redriven %s; idle after %.0f s", redriven, time.monotonic() - started)
         dead_after = queue_depths(stack, list(DEAD_LETTER_QUEUES))
-        snapshot = take_snapshot(stack)
-        if before_check is not None:
-            before_check(stack, snapshot)
-            snapshot = take_snapshot(stack)
-        findings = check(snapshot, scenario.pushes, served_digests())
+        findings = check(take_snapshot(stack), scenario.pushes, served_digests())
+        if inspect is not None:
+            inspect(stack, scenario)
     return RunResult(
         options=options,
         scenario=scenario,
