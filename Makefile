@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # sam build looks for the runtime's interpreter on PATH.
 export PATH := $(abspath $(BIN)):$(if $(PYTHON313),$(dir $(PYTHON313)):)$(PATH)
 
-.PHONY: help venv test test-unit test-integration test-corpus lint typecheck validate build demo local bench policy fuzz fuzz-corpus clean ci
+.PHONY: help venv test test-unit test-integration test-corpus lint typecheck validate build demo local bench reliability policy fuzz fuzz-corpus clean ci
 
 help:
 	@echo "make demo   run the main job end to end on the local emulated stack"
@@ -21,6 +21,7 @@ help:
 	@echo "make typecheck  mypy on the shared package"
 	@echo "make build  sam build without Docker"
 	@echo "make bench  run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make reliability  fault-injection run on the local stack; rewrites RELIABILITY.md (SEED=1)"
 	@echo "make test-corpus  run the malformed-input corpus, property and security tests"
 	@echo "make fuzz   fuzz the webhook's signature, decryption and XML path (FUZZ_SECONDS=60)"
 
@@ -89,6 +90,10 @@ local: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+SEED ?= 1
+reliability: $(STAMP)
+	$(BIN)/python -m devstack.reliability --pushes 2000 --citizens 200 --seed $(SEED) --kills 9 --report RELIABILITY.md
 
 ci: lint typecheck build test
 

@@ -2,7 +2,7 @@
 
 The workers' `AWS_ENDPOINT_URL` points at the proxy, which forwards every request to moto. At the
 rates of a `FaultPlan` it starts a burst of faults for one AWS service instead: for the next 1 to
-`max_burst` requests of that service it answers with AWS's own error shapes or forwards late.
+`max_burst` requests of that service it responds with AWS's own error shapes or forwards late.
 
 - `throttle`: DynamoDB 400 `ProvisionedThroughputExceededException`, S3 503 `SlowDown`, SQS and
   EventBridge 400 `ThrottlingException`;
@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 FAULT_KINDS = ("throttle", "server_error", "slow")
 ERROR_KINDS = ("throttle", "server_error", "access_denied")
-# Services whose answers the proxy knows how to fake.
+# Services whose error responses the proxy can imitate.
 SERVICES = ("dynamodb", "s3", "sqs", "events")
 
 # Matches `Credential=` in the Authorization header and `X-Amz-Credential=` in a presigned URL.

@@ -4,7 +4,7 @@ AWS faults come from `devstack.fault_proxy` (configured through `LocalStackConfi
 This module adds the other two kinds while the pushes are delivered:
 
 - `WeChatFaults` queues faults on the emulator (`EmulatorState.add_fault`) at random intervals:
-  errcode -1 (system busy), 45015 (window closed), 40001 (token invalid), HTTP 5xx, and slow answers.
+  errcode -1 (system busy), 45015 (window closed), 40001 (token invalid), HTTP 5xx, and slow responses.
   A slow `media/get` is longer than the functions' 5 s read timeout; a slow customer-service send
   stays inside it, because WeChat has no idempotency key for customer-service messages and a send
   whose answer never arrives is sent again by design (`intake.notice_delivery`, `in_flight`).

@@ -4,7 +4,7 @@
   A MsgId with no item is lost; every item beyond the first for a MsgId is a duplicate.
 - Media: every stored image, voice and video message has its object in S3, and the object's SHA-256
   equals both the one its message item records and that of the bytes the emulator served.
-- Notices: the ledger (`NOTICE#...`) says how many WeChat sends each notice made: its confirmed
+- Notices: the ledger (`NOTICE#...`) records how many WeChat sends each notice made: its confirmed
   customer-service parts (`next_part`) plus one template message when its channel is `template`.
   Their sum must equal the number of messages the emulator delivered. Fewer delivered, or a notice
   still `sending`, counts as lost; more counts as duplicated. A customer-service send whose answer

@@ -72,7 +72,7 @@ class Deliverer:
         return session
 
     def _register(self, push: PlannedPush) -> None:
-        """Tell the emulator what WeChat knows before the push: the media and the citizen's message."""
+        """Register with the emulator what WeChat has before the push: the media and the citizen's message."""
         emulator = self._stack.emulator
         assert emulator is not None
         state = emulator.state

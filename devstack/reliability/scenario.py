@@ -2,7 +2,7 @@
 
 Each citizen first follows the account (a `subscribe` event), then sends a mix of content (text,
 image, voice, video, location) and commands (提交, 查询). WeChat delivers a push 1 to 4 times; extra
-deliveries are either concurrent with the first (WeChat retries while our answer is still pending)
+deliveries are either concurrent with the first (WeChat retries while our response is still pending)
 or follow it. A fraction of the pushes, the first ones of every citizen, are sent in plain mode; the
 rest in safe mode after the stack was switched.
 """
@@ -23,7 +23,7 @@ KIND_WEIGHTS = {
     "submit": 14,
     "query": 12,
 }
-# Number of deliveries of one push: mostly once, as WeChat does when we answer in time.
+# Number of deliveries of one push: mostly once, as WeChat does when the webhook responds in time.
 REPEAT_WEIGHTS = {1: 55, 2: 25, 3: 12, 4: 8}
 CONTENT_KINDS = frozenset({"text", "image", "voice", "video", "location"})
 MEDIA_KINDS = frozenset({"image", "voice", "video"})

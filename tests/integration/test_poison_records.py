@@ -2,10 +2,10 @@
 and after the fix is redriven without loss or duplication.
 
 A dedicated local stack keeps the retries short: a 2-second visibility timeout on the inbound queue
-(set before any message is sent; moto keeps the timeout a FIFO message was received with) and a
-1-second notice back-off on the outbound queue. Both faults can be switched off: DynamoDB denies
+and a 1-second notice back-off on the outbound queue. The timeout is set before any message is sent,
+because moto keeps the timeout that a FIFO message was received with. Both faults can be switched off: DynamoDB denies
 ticket-write's TransactWriteItems (`devstack.fault_proxy`, kind `access_denied`), and the WeChat
-emulator answers every customer-service send with errcode -1.
+emulator rejects every customer-service send with errcode -1.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _stored_messages(stack: LocalStack, msg_id: int) -> list[dict[str, Any]]:
     return [item for item in take_snapshot(stack).messages() if str(item.get("msg_id")) == str(msg_id)]
 
 
-def test_poison_inbound_record_dead_letters_alarms_and_redrives_once(
+def test_poison_inbound_record_redriven_once(
     poison_stack: LocalStack, alarms: AlarmEvaluator, alarm_inbox: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN DynamoDB denies ticket-write's transactions, as after a broken policy or key change
@@ -164,10 +164,10 @@ def test_poison_inbound_record_dead_letters_alarms_and_redrives_once(
     assert [(t.alarm, t.state) for t in alarms.evaluate()] == [(alarm_name, "OK")]
 
 
-def test_poison_notice_dead_letters_alarms_and_is_sent_once_after_redrive(
+def test_poison_notice_sent_once_after_redrive(
     poison_stack: LocalStack, alarms: AlarmEvaluator, alarm_inbox: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # GIVEN WeChat answers every customer-service send with errcode -1 (system busy)
+    # GIVEN WeChat rejects every customer-service send with errcode -1 (system busy)
     caplog.set_level(logging.INFO, logger="devstack.function")
     assert poison_stack.emulator is not None
     assert poison_stack.stack is not None
@@ -177,7 +177,7 @@ def test_poison_notice_dead_letters_alarms_and_is_sent_once_after_redrive(
     poison_stack.emulator.state.record_interaction(open_id)
     xml = message_xml("event", open_id, poison_stack.config.original_id, int(time.time()), Event="subscribe")
 
-    # WHEN the citizen follows the account, which asks reply-push for a welcome notice
+    # WHEN the citizen follows the account, which makes ticket-write request a welcome notice
     _post(poison_stack, xml)
     _wait_until(lambda: _visible(poison_stack, "OutboundDeadLetterQueue") == 1, 120, "dead-lettering")
     transitions = alarms.evaluate()

@@ -1,8 +1,8 @@
 """A reduced reliability run: the harness's faults and checks on 120 pushes from 24 citizens.
 
-The full run (2,000 pushes from 200 citizens) writes RELIABILITY.md; this one keeps the same fault
-kinds and kills at least one worker of each SQS function, and finishes in under 3 minutes. After the
-clean check it breaks two invariants on purpose (one stored message deleted, one notice sent twice
+The full run (2,000 pushes from 200 citizens) writes RELIABILITY.md. This one keeps the same fault
+kinds and kills at least one worker of each SQS function, so that it finishes in under 3 minutes.
+After the clean check it breaks two invariants on purpose (one stored message deleted, one notice sent twice
 through the emulator) to show that the checks find them.
 """
 
@@ -47,7 +47,7 @@ def reliability_run() -> tuple[RunResult, Findings]:
     return result, broken[0]
 
 
-def test_reliability_reduced_run_loses_and_duplicates_nothing(
+def test_reliability_reduced_run_is_clean(
     reliability_run: tuple[RunResult, Findings],
 ) -> None:
     # GIVEN a reduced run with AWS faults, WeChat faults and killed workers
@@ -70,7 +70,7 @@ def test_reliability_reduced_run_loses_and_duplicates_nothing(
     assert values["dead_letters_after_redrive"] == 0
 
 
-def test_reliability_checks_find_a_deleted_message_and_a_repeated_notice(
+def test_reliability_checks_find_broken_invariants(
     reliability_run: tuple[RunResult, Findings],
 ) -> None:
     # GIVEN the same run after one stored message was deleted and one notice was sent twice

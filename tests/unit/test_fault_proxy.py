@@ -1,4 +1,4 @@
-"""The fault proxy forwards to moto and answers with AWS's own error shapes at the planned rates."""
+"""The fault proxy forwards to moto and responds with AWS's own error shapes at the planned rates."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_fault_proxy_forwards_when_no_fault_is_planned(moto_url: str) -> None:
         # WHEN a client lists tables through it
         tables = _client("dynamodb", proxy.url).list_tables()["TableNames"]  # type: ignore[attr-defined]
 
-        # THEN moto answers, and the request was counted but not faulted
+        # THEN moto responds, and the request was counted but not faulted
         assert TABLE in tables
         assert proxy.ledger.forwarded["dynamodb"] == 1
         assert proxy.ledger.summary() == {}
@@ -75,7 +75,7 @@ def test_fault_proxy_throttles_dynamodb_like_aws(moto_url: str) -> None:
         error = _error(lambda: _client("dynamodb", proxy.url).put_item(  # type: ignore[attr-defined]
             TableName=TABLE, Item={"PK": {"S": "throttled"}}))  # fmt: skip
 
-        # THEN the SDK sees DynamoDB's throttling error, and moto got nothing
+        # THEN the SDK gets DynamoDB's throttling error, and moto got nothing
         assert error == {"code": "ProvisionedThroughputExceededException", "status": 400}
         assert proxy.ledger.summary() == {"dynamodb": {"throttle": 1}}
     direct = _client("dynamodb", moto_url).get_item(TableName=TABLE, Key={"PK": {"S": "throttled"}})  # type: ignore[attr-defined]
@@ -95,17 +95,17 @@ def test_fault_proxy_fails_s3_like_aws(moto_url: str, kind: str, expected: dict[
         # WHEN a client lists buckets through it
         error = _error(lambda: _client("s3", proxy.url).list_buckets())  # type: ignore[attr-defined]
 
-    # THEN the SDK sees S3's XML error
+    # THEN the SDK gets S3's XML error
     assert error == expected
 
 
 def test_fault_proxy_fails_sqs_with_an_internal_error(moto_url: str) -> None:
-    # GIVEN a proxy that answers every SQS request with a server error
+    # GIVEN a proxy that responds to every SQS request with a server error
     with FaultProxy(moto_url, FaultPlan(rates={"sqs": 1.0}, kinds=("server_error",))) as proxy:
         # WHEN a client lists queues through it
         error = _error(lambda: _client("sqs", proxy.url).list_queues())  # type: ignore[attr-defined]
 
-    # THEN the SDK sees a 500
+    # THEN the SDK gets a 500
     assert error["status"] == 500
 
 
