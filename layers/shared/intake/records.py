@@ -63,9 +63,14 @@ class InboundRecord(_Record):
 class MediaJob(_Record):
     """A media file to copy from WeChat's temporary store into S3 before its media_id expires (3 days)."""
 
-    ticket_id: str
-    message_sk: str = Field(description="Sort key of the message item that receives the media record")
-    msg_id: str
+    # Both ids become parts of the S3 key (intake.media_storage.media_key), so they are key-safe.
+    ticket_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Only a message item may receive a media map, never the ticket item or a history entry.
+    message_sk: str = Field(
+        pattern=r"^MSG#[0-9]{10}#[0-9a-f]{1,64}$",
+        description="Sort key of the message item that receives the media record",
+    )
+    msg_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     msg_type: str = Field(pattern=r"^(image|voice|video|shortvideo|thumb)$")
     media_id: str
     media_id_16k: str | None = None
