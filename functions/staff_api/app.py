@@ -18,6 +18,8 @@ in the same shape, not in GeoReport's error list.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -398,9 +400,44 @@ def forbidden() -> dict[str, Any]:
     }
 
 
+def json_array_body(event: dict[str, Any]) -> bool:
+    """Return whether the request body is a JSON array.
+
+    Every body of this API is an object. Powertools' request validation reads an array body as its
+    first element, so `[action1, action2]` would apply action1 and silently drop the rest.
+    """
+    body = event.get("body")
+    if not isinstance(body, str):
+        return False
+    if event.get("isBase64Encoded") is True:
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False  # the resolver answers these as invalid bodies
+    return body.lstrip().startswith("[")
+
+
+def array_body_rejected() -> dict[str, Any]:
+    body = {
+        "code": "bad_request",
+        "message": texts.text("api_error.bad_request", detail="body（须为 JSON 对象）"),
+    }
+    return {
+        "statusCode": HTTPStatus.BAD_REQUEST,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if caller_arn(event) is None:
         logger.warning("request without an IAM caller rejected", extra={"path": event.get("path")})
         return forbidden()
+    if json_array_body(event):
+        logger.warning(
+            "request rejected as invalid", extra={"reason": "body is a JSON array", "path": event.get("path")}
+        )
+        return array_body_rejected()
     return app.resolve(event, context)
