@@ -165,3 +165,15 @@ def test_best_match_sees_a_changed_entry_at_once() -> None:
     # THEN the new version is used without a restart
     assert first is None
     assert second is not None
+
+
+def test_best_match_treats_an_entrys_keywords_as_one_word() -> None:
+    # GIVEN an entry whose phrasings use only the short form of its two keywords
+    card = entry("kb-card", "社保卡怎么办理", ["社保卡", "社会保障卡"], ["社保卡在哪里申请", "申领社保卡"])
+
+    # WHEN a citizen asks with the long form
+    match = best_match("请问社会保障卡在哪里可以申请", [card, FUND, PASS], THRESHOLD)
+
+    # THEN the long form counts as the short one and the entry answers
+    assert match is not None
+    assert match.entry.entry_id == "kb-card"

@@ -290,6 +290,26 @@ def words_of(text: str) -> frozenset[str]:
     return frozenset(word for word in cut if word not in STOPWORDS and not word.isdigit())
 
 
+def _keyword_marker(entry: KnowledgeEntry) -> str:
+    """Return the pseudo-word that stands for "one of this entry's keywords" (no real word has a NUL)."""
+    return f"\x00{entry.entry_id}"
+
+
+def _mark_keywords(
+    words: frozenset[str], text: str, keywords: tuple[str, ...], marker: str
+) -> frozenset[str]:
+    """Replace the words of the entry's keywords found in `text` by the entry's marker.
+
+    The keywords of one entry are interchangeable ("社会保障卡" asks what "社保卡" asks), and the
+    segmenter cuts a keyword into different pieces in different contexts, so every keyword in the text
+    counts as the same single word.
+    """
+    found = [keyword for keyword in keywords if keyword in text]
+    if not found:
+        return words
+    return frozenset(word for word in words if not any(word in keyword for keyword in found)) | {marker}
+
+
 def _build_index(entries: Sequence[KnowledgeEntry]) -> _Index:
     keywords_by_entry = [
         tuple(normalise(word) for word in entry.keywords if normalise(word)) for entry in entries
@@ -298,13 +318,14 @@ def _build_index(entries: Sequence[KnowledgeEntry]) -> _Index:
     indexed = []
     document_frequency: dict[str, int] = {}
     for entry, keywords in zip(entries, keywords_by_entry, strict=True):
+        marker = _keyword_marker(entry)
         phrasings = tuple(
-            words
-            for words in (words_of(normalise(text)) for text in [entry.question, *entry.synonyms])
-            if words
+            _mark_keywords(words, normalised, keywords, marker)
+            for normalised in (normalise(text) for text in [entry.question, *entry.synonyms])
+            if (words := words_of(normalised))
         )
         indexed.append(_IndexedEntry(entry=entry, keywords=keywords, phrasings=phrasings))
-        for word in set().union(*phrasings, keywords):
+        for word in set().union(*phrasings, keywords, {marker}):
             document_frequency[word] = document_frequency.get(word, 0) + 1
     total = max(len(entries), 1)
     weights = {word: math.log(1 + total / count) for word, count in document_frequency.items()}
@@ -362,8 +383,7 @@ def score_entries(text: str, entries: Sequence[KnowledgeEntry]) -> list[Knowledg
         hits = [keyword for keyword in item.keywords if keyword in normalised]
         if not hits:
             continue
-        # A keyword the segmenter split differently still counts as one word of the message.
-        words = message | frozenset(hits)
+        words = _mark_keywords(message, normalised, item.keywords, _keyword_marker(item.entry))
         similarity = max((_similarity(words, phrasing, index) for phrasing in item.phrasings), default=0.0)
         scored.append(KnowledgeMatch(entry=item.entry, score=KEYWORD_BASE + (1 - KEYWORD_BASE) * similarity))
     return sorted(scored, key=lambda match: match.score, reverse=True)
