@@ -201,7 +201,8 @@ def run_menu(args: argparse.Namespace) -> int:
     if args.check_only:
         logger.info("menu file %s is valid: %d buttons in all", args.file, len(menu.all_buttons()))
         return 0
-    publish_menu(build_target(args), menu, args.wechat_api_base)
+    result = publish_menu(build_target(args), menu, args.wechat_api_base)
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 

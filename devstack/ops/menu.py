@@ -1,10 +1,14 @@
 """The WeChat custom menu (自定义菜单): check a menu file and publish it (`python -m devstack.ops menu`).
 
-The file is the JSON body of `cgi-bin/menu/create`: `{"button": [...]}`. WeChat's limits are checked
-before anything is sent: 1 to 3 top-level buttons with names of at most 16 bytes (UTF-8), at most 5
-sub-buttons with names of at most 60 bytes, keys of at most 128 bytes and URLs of at most 1024
-bytes. A `click` button must use a key that ticket-write understands (`intake.conversation.MENU_ACTIONS`),
-because ticket-write ignores every other key and the citizen would get no answer.
+The file is the JSON body of `cgi-bin/menu/create` plus the file's own `version`:
+`{"version": "...", "button": [...]}`. The version is not sent to WeChat (which keeps no version) but
+printed with the published menu, so the operator can tell which file is live. WeChat's limits are
+checked before anything is sent: 1 to 3 top-level buttons with names of at most 16 bytes (UTF-8), at
+most 5 sub-buttons with names of at most 60 bytes, keys of at most 128 bytes and URLs of at most 1024
+bytes. A `click` button must use a key that ticket-write serves, because ticket-write ignores every
+other key and the citizen would get no answer: a self-service key (`intake.conversation.MENU_ACTIONS`)
+or `KB:<entry_id>`, which replies with that knowledge entry's answer (办事指南). Before publishing,
+every `KB:` key must name an entry that is active today in the stack's knowledge base.
 
 The menu is sent with the stack's shared access token (`intake.access_token.AccessTokenProvider`),
 so publishing it never invalidates the token that the functions use.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +37,9 @@ TOP_LEVEL_NAME_BYTES = 16
 SUB_BUTTON_NAME_BYTES = 60
 KEY_BYTES = 128
 URL_BYTES = 1024
+# Prefix of the click keys that name a knowledge entry; the rest of the key is the entry id.
+GUIDE_KEY_PREFIX = "KB:"
+GUIDE_KEY_PATTERN = re.compile(r"^KB:[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 ButtonType = Literal[
     "click",
@@ -128,10 +136,11 @@ class MenuButton(BaseModel):
 
 
 class Menu(BaseModel):
-    """The body of `cgi-bin/menu/create`."""
+    """The menu file: the body of `cgi-bin/menu/create` and the file's version."""
 
     model_config = ConfigDict(extra="forbid")
 
+    version: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[0-9A-Za-z._-]+$")
     button: list[MenuButton] = Field(min_length=1, max_length=MAX_TOP_LEVEL_BUTTONS)
 
     @field_validator("button")
@@ -150,6 +159,14 @@ class Menu(BaseModel):
 
     def click_keys(self) -> list[str]:
         return [button.key for button in self.all_buttons() if button.type == "click" and button.key]
+
+    def guide_entry_ids(self) -> list[str]:
+        """Return the knowledge entry ids that `KB:` click keys name, in menu order."""
+        return [
+            key.removeprefix(GUIDE_KEY_PREFIX)
+            for key in self.click_keys()
+            if key.startswith(GUIDE_KEY_PREFIX)
+        ]
 
     def to_wechat(self) -> dict[str, Any]:
         return {"button": [button.to_wechat() for button in self.button]}
@@ -176,13 +193,33 @@ def load_menu(path: Path, known_click_keys: set[str]) -> Menu:
         menu = Menu.model_validate(document)
     except ValidationError as err:
         raise MenuFileError(f"menu file {path} is invalid: {_validation_summary(err)}") from err
-    unknown = sorted(set(menu.click_keys()) - known_click_keys)
+    unknown = sorted(
+        key for key in set(menu.click_keys()) - known_click_keys if not GUIDE_KEY_PATTERN.match(key)
+    )
     if unknown:
         raise MenuFileError(
             f"menu file {path} uses click keys that ticket-write does not handle: {', '.join(unknown)}; "
-            f"use one of {', '.join(sorted(known_click_keys))} or a view button"
+            f"use one of {', '.join(sorted(known_click_keys))}, KB:<knowledge entry id> or a view button"
         )
     return menu
+
+
+def check_guide_entries(target: StackTarget, menu: Menu) -> None:
+    """Raise MenuFileError unless every `KB:` key names an entry that is active today in the stack."""
+    from intake.knowledge_base import KnowledgeRepository, china_today
+
+    repository = KnowledgeRepository(target.resource("dynamodb").Table(target.output("TicketsTableName")))
+    today = china_today()
+    unserved = []
+    for entry_id in menu.guide_entry_ids():
+        entry = repository.get(entry_id)
+        if entry is None or entry.status != "active" or not entry.is_valid_on(today):
+            unserved.append(f"{GUIDE_KEY_PREFIX}{entry_id}")
+    if unserved:
+        raise MenuFileError(
+            f"menu click keys name knowledge entries that are missing, retired or not valid today: "
+            f"{', '.join(unserved)}; import them (python -m devstack.ops knowledge-import) or change the menu"
+        )
 
 
 def known_click_keys() -> set[str]:
@@ -191,11 +228,15 @@ def known_click_keys() -> set[str]:
     return set(MENU_ACTIONS)
 
 
-def publish_menu(target: StackTarget, menu: Menu, wechat_api_base: str) -> None:
-    """Create or replace the account's custom menu through `cgi-bin/menu/create`."""
+def publish_menu(target: StackTarget, menu: Menu, wechat_api_base: str) -> dict[str, Any]:
+    """Check the `KB:` keys against the stack, then create or replace the menu; return what was published.
+
+    Raises MenuFileError before WeChat is called when a `KB:` key names no active entry.
+    """
     from intake.access_token import AccessTokenProvider, StableTokenFetcher
     from intake.wechat_api import WeChatApiClient
 
+    check_guide_entries(target, menu)
     credentials = read_credentials(target)
     tokens = AccessTokenProvider(
         app_id=credentials.app_id,
@@ -206,7 +247,14 @@ def publish_menu(target: StackTarget, menu: Menu, wechat_api_base: str) -> None:
     )
     WeChatApiClient(wechat_api_base, tokens).call_json("POST", MENU_CREATE_PATH, payload=menu.to_wechat())
     logger.info(
-        "menu published: %d top-level buttons, %d buttons in all",
+        "menu version %s published: %d top-level buttons, %d buttons in all",
+        menu.version or "(none)",
         len(menu.button),
         len(menu.all_buttons()),
     )
+    return {
+        "published": True,
+        "version": menu.version,
+        "buttons": len(menu.all_buttons()),
+        "click_keys": menu.click_keys(),
+    }

@@ -29,13 +29,16 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from intake import clock
+from intake.auto_answer import find_answer, plan_auto_answer, plan_faq, plan_guide, plan_handoff
 from intake.citizen_profile import CitizenProfile
 from intake.conversation import (
     Action,
     CitizenState,
+    Classification,
     Intent,
     Plan,
     classify,
@@ -52,6 +55,7 @@ from intake.conversation import (
 )
 from intake.event_bus import EventPublisher
 from intake.keys import TICKET_SK
+from intake.knowledge_base import KnowledgeEntry, KnowledgeRepository, cached_active_entries, china_today
 from intake.media_jobs import MediaJobSender, media_job_for
 from intake.messages import (
     ContentMessage,
@@ -92,6 +96,7 @@ dynamodb = boto3.resource("dynamodb")
 table = dynamodb.Table(settings.table_name)
 repository = TicketRepository(table=table, client=dynamodb.meta.client)
 ticket_numbers = TicketNumberAllocator(table, settings.ticket_prefix)
+knowledge = KnowledgeRepository(table)
 events_client = boto3.client("events")
 sqs_client = boto3.client("sqs")
 persistence_layer = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
@@ -258,6 +263,69 @@ def plan_rating_or_content(plan: Plan, message: TextMessage, state: CitizenState
     plan.profile_remove.append("pending_rating_ticket_id")
 
 
+def active_knowledge() -> list[KnowledgeEntry]:
+    """Return today's active knowledge entries (China time), read at most once a minute per instance."""
+    return cached_active_entries(knowledge, china_today())
+
+
+def plan_content_or_answer(plan: Plan, message: ContentMessage, state: CitizenState) -> None:
+    """Plan content by the precedence of intake.conversation, answering from the knowledge base when it can.
+
+    A ticket awaiting a supplement and an open draft both come before the knowledge base.
+    """
+    target = load_supplement_target(state.profile, state.open_id, message.create_time)
+    state = CitizenState(state.open_id, state.profile, state.draft, supplement_to=target)
+    if target is None and state.draft is None:
+        match = find_answer(message, active_knowledge, settings.knowledge_match_threshold)
+        if match is not None:
+            plan_auto_answer(plan, message, state, match, ticket_numbers.allocate)
+            return
+    plan_content(plan, message, state, settings.collecting_window_seconds, ticket_numbers.allocate)
+
+
+def plan_handoff_or_content(plan: Plan, message: TextMessage, state: CitizenState, reason: str) -> None:
+    """Hand the auto-answered ticket to staff; when it no longer waits, the words are ordinary content."""
+    ticket_id = state.profile.auto_answer_ticket_id if state.profile else None
+    ticket = owned_ticket(ticket_id, state.open_id)
+    item = ticket_item(ticket.ticket_id) if ticket is not None else None
+    if item is not None:
+        try:
+            plan_handoff(plan, message, state, item, reason)
+            return
+        except TransitionNotAllowedError as err:
+            logger.info("handoff not possible", extra={"ticket_id": item["ticket_id"], "reason": err.reason})
+    plan_content_or_answer(plan, message, state)
+    plan.profile_remove.append("auto_answer_ticket_id")
+
+
+def load_guide_entry(entry_id: str) -> KnowledgeEntry | None:
+    """Return the knowledge entry a menu button names; a failed read is logged and treated as missing."""
+    try:
+        return knowledge.get(entry_id)
+    except (ClientError, BotoCoreError, ValidationError) as err:
+        logger.warning(
+            "knowledge entry unreadable", extra={"entry_id": entry_id, "error": type(err).__name__}
+        )
+        return None
+
+
+def plan_request(plan: Plan, classification: Classification, message: Message, state: CitizenState) -> None:
+    """Plan a command word, a menu button or a ticket-number lookup."""
+    if classification.intent is Intent.LOOKUP:
+        text = lookup_text(classification.ticket_number, state.open_id)
+        plan_self_service_reply(plan, message, state, text)
+    elif classification.intent is Intent.GUIDE:
+        entry_id = classification.entry_id or ""
+        plan_guide(plan, message, state, entry_id, load_guide_entry(entry_id), china_today())
+    elif classification.action is Action.QUERY:
+        tickets = repository.citizen_tickets(state.open_id, limit=TICKET_LIST_LIMIT)
+        plan_self_service_reply(plan, message, state, ticket_list_text(tickets))
+    elif classification.action is Action.FAQ:
+        plan_faq(plan, message, state, active_knowledge())
+    elif classification.action is not None:
+        plan_action(plan, classification.action, message, state)
+
+
 def build_plan(message: Message, dedup_hash: str) -> Plan | None:
     """Read the citizen's state and plan this push's changes; None when the push changes nothing."""
     open_id = message.open_id
@@ -268,25 +336,19 @@ def build_plan(message: Message, dedup_hash: str) -> Plan | None:
     plan = Plan(dedup_hash=dedup_hash, open_id=open_id, at=clock.now())
     draft = load_draft(profile.open_draft_ticket_id if profile else None)
     state = CitizenState(open_id=open_id, profile=profile, draft=draft)
-    window = settings.collecting_window_seconds
 
     match classification.intent:
         case Intent.CONTENT:
             assert isinstance(message, ContentMessage)
-            target = load_supplement_target(profile, open_id, message.create_time)
-            state = CitizenState(open_id, profile, draft, supplement_to=target)
-            plan_content(plan, message, state, window, ticket_numbers.allocate)
+            plan_content_or_answer(plan, message, state)
         case Intent.EMPTY_TEXT:
             assert isinstance(message, TextMessage)
             plan_empty_text(plan, message, state)
-        case Intent.ACTION if classification.action is Action.QUERY:
-            tickets = repository.citizen_tickets(open_id, limit=TICKET_LIST_LIMIT)
-            plan_self_service_reply(plan, message, state, ticket_list_text(tickets))
-        case Intent.ACTION:
-            assert classification.action is not None
-            plan_action(plan, classification.action, message, state)
-        case Intent.LOOKUP:
-            plan_self_service_reply(plan, message, state, lookup_text(classification.ticket_number, open_id))
+        case Intent.ACTION | Intent.LOOKUP | Intent.GUIDE:
+            plan_request(plan, classification, message, state)
+        case Intent.HANDOFF:
+            assert isinstance(message, TextMessage)
+            plan_handoff_or_content(plan, message, state, classification.handoff_reason or "")
         case Intent.RATING:
             assert isinstance(message, TextMessage)
             plan_rating_or_content(plan, message, state, classification.rating or 0)
@@ -380,8 +442,10 @@ def handle_push(record: InboundRecord) -> dict[str, str]:
             "push written",
             extra={"dedup_hash": dedup_hash, "ticket_id": plan.ticket_id, "outcome": plan.outcome},
         )
-        if plan.outcome == "draft_opened":
+        if plan.outcome in ("draft_opened", "auto_answered"):
             metrics.add_metric(name="TicketCreated", unit=MetricUnit.Count, value=1)
+        if plan.outcome == "auto_answered":
+            metrics.add_metric(name="ConsultationAutoAnswered", unit=MetricUnit.Count, value=1)
         deliver(dedup_hash, plan.media_jobs, plan.ticket_events, plan.notices)
         return {"outcome": plan.outcome, "ticket_id": plan.ticket_id or ""}
     raise ConcurrentTicketChangeError(

@@ -61,7 +61,7 @@ def test_draft_submit_sweeps_only_silent_drafts(
     result = sweeper.lambda_handler(scheduled_event(), lambda_context)
 
     # THEN only the silent draft is submitted
-    assert result == {"submitted": 1, "published": 1}
+    assert result == {"submitted": 1, "auto_closed": 0, "published": 1}
     assert driver.ticket("DG20261204-0001")["status"] == "submitted"
     assert driver.ticket("DG20261204-0002")["status"] == "collecting"
     # AND its change and the citizen's notice are published
@@ -93,7 +93,7 @@ def test_draft_submit_publish_failure_kept_for_next_run(
 
     # THEN the draft was submitted once and its events were published by the second run
     assert driver.ticket("DG20261204-0001")["status"] == "submitted"
-    assert result == {"submitted": 0, "published": 1}
+    assert result == {"submitted": 0, "auto_closed": 0, "published": 1}
     assert [n["notice_id"] for n in recorder.details("CitizenNoticeRequested")] == [
         "DG20261204-0001:submitted"
     ]

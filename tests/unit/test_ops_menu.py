@@ -38,15 +38,29 @@ def publish(stack: Stack, emulator: WeChatEmulator, path: Path) -> int:
     return main(["--stack-name", stack_name, "menu", "--file", str(path), "--wechat-api-base", emulator.url])
 
 
-def test_menu_example_reaches_wechat(stack: Stack, emulator: WeChatEmulator) -> None:
-    # GIVEN the example menu in events/menu.json
+def seed_knowledge(stack: Stack) -> None:
+    """Import the starter knowledge entries, which the example menu's 办事指南 buttons name."""
+    from intake.knowledge_base import KnowledgeRepository, starter_rows
+    from intake.workflow_config import get_workflow_config
+
+    table = stack.session.resource("dynamodb").Table(stack.ref("TicketsTable"))
+    KnowledgeRepository(table).upsert(starter_rows(get_workflow_config()), actor="test-setup")
+
+
+def test_menu_example_reaches_wechat(
+    stack: Stack, emulator: WeChatEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the example menu in events/menu.json and the starter knowledge entries it names
+    seed_knowledge(stack)
+    document = json.loads(EXAMPLE_MENU.read_text(encoding="utf-8"))
 
     # WHEN the operator publishes it
     status = publish(stack, emulator, EXAMPLE_MENU)
 
-    # THEN WeChat holds exactly that menu, sent with the stack's shared access token
+    # THEN WeChat holds exactly that menu (without the file's version), sent with the shared access token
     assert status == 0
-    assert emulator.state.menu == json.loads(EXAMPLE_MENU.read_text(encoding="utf-8"))
+    assert emulator.state.menu == {"button": document["button"]}
+    assert json.loads(capsys.readouterr().out)["version"] == document["version"]
     assert len(menu_calls(emulator)) == 1
     assert (
         stack.session.resource("dynamodb")
@@ -70,8 +84,8 @@ def test_menu_example_uses_ticket_write_keys() -> None:
         if button.get("type") == "click"
     }
 
-    # THEN each is one of them, and 我要反映 and 查询进度 are on the top level
-    assert keys <= set(MENU_ACTIONS)
+    # THEN each is one of them or names a knowledge entry, and 我要反映 and 查询进度 are on the top level
+    assert {key for key in keys if not key.startswith("KB:")} <= set(MENU_ACTIONS)
     assert [button["name"] for button in document["button"][:2]] == ["我要反映", "查询进度"]
 
 
@@ -143,6 +157,7 @@ def test_menu_wechat_error_reported(
     stack: Stack, emulator: WeChatEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN WeChat rejects the next menu call
+    seed_knowledge(stack)
     emulator.state.add_fault(Fault(api="menu/create", errcode=40018))
 
     # WHEN the operator publishes the example menu

@@ -40,6 +40,8 @@ class CitizenProfile(BaseModel):
     cs_quota_used: int = 0
     open_draft_ticket_id: str | None = None
     pending_rating_ticket_id: str | None = None
+    # The ticket answered from the knowledge base that 「人工」 hands to staff (intake.auto_answer).
+    auto_answer_ticket_id: str | None = None
     # The ticket the citizen last supplemented; messages within the collecting window join it too.
     last_supplement_ticket_id: str | None = None
     last_location: Location | None = None

@@ -5,6 +5,9 @@ The rules, in the order `classify` and `plan_content` apply them:
 - A text that is only a command word (`[commands]` in texts.zh-CN.toml) or a menu CLICK key acts on the
   draft or asks for progress; "1"/"2"/"3" rate the ticket named by the profile's
   `pending_rating_ticket_id`; a ticket number alone returns that ticket's timeline.
+- 「人工」 or a dissatisfied reply while the profile names an auto-answered ticket
+  (`auto_answer_ticket_id`) hands that ticket to staff; a `KB:<entry_id>` CLICK or `MENU_FAQ` replies
+  from the knowledge base (`intake.auto_answer`).
 - Empty or whitespace-only text opens no ticket.
 - Content (text, photo, voice, video, short video, location, link) goes, in this order of precedence:
   1. to the citizen's newest ticket in `awaiting_citizen` (待补充), because staff asked for exactly that.
@@ -15,7 +18,9 @@ The rules, in the order `classify` and `plan_content` apply them:
   2. to the open draft (status `collecting`) when at most the collecting window passed between the
      draft's last message and this one (both CreateTime). When more passed, the old draft is submitted
      in the same transaction and a new draft opens;
-  3. to a new draft, which queues an acknowledgement carrying the ticket number.
+  3. to an answer from the knowledge base, when ticket-write finds a confident match for its words
+     (`intake.auto_answer`);
+  4. to a new draft, which queues an acknowledgement carrying the ticket number.
 - The periodic LOCATION event updates the profile's `last_location`. A new draft takes it as its location
   when it is at most `LOCATION_EVENT_MAX_AGE_SECONDS` old, and an open draft without a location takes
   it when the event arrives. A location message always replaces a location from an event.
@@ -91,6 +96,8 @@ from intake.working_days import get_calendar
 
 logger = Logger(child=True)
 
+# The prefix of menu CLICK keys that name a knowledge entry (办事指南): `KB:<entry_id>`.
+GUIDE_KEY_PREFIX = "KB:"
 # A position from a LOCATION event older than this does not locate a new draft.
 LOCATION_EVENT_MAX_AGE_SECONDS = 1800
 
@@ -117,6 +124,7 @@ class Action(StrEnum):
     QUERY = "query"
     SUBMIT = "submit"
     CANCEL = "cancel"
+    FAQ = "faq"  # list the knowledge base's questions (常见问题)
 
 
 # The custom menu's CLICK keys, as configured in the WeChat console, and what each does.
@@ -125,6 +133,7 @@ MENU_ACTIONS: dict[str, Action] = {
     "MENU_QUERY": Action.QUERY,
     "MENU_SUBMIT": Action.SUBMIT,
     "MENU_CANCEL": Action.CANCEL,
+    "MENU_FAQ": Action.FAQ,
 }
 
 
@@ -134,6 +143,8 @@ class Intent(StrEnum):
     ACTION = "action"
     LOOKUP = "lookup"
     RATING = "rating"
+    HANDOFF = "handoff"  # the citizen asks for a person after an answer from the knowledge base
+    GUIDE = "guide"  # a menu button naming a knowledge entry
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
     LOCATION_EVENT = "location_event"
@@ -147,6 +158,8 @@ class Classification:
     action: Action | None = None
     ticket_number: str | None = None
     rating: int | None = None
+    handoff_reason: str | None = None
+    entry_id: str | None = None
 
 
 def text_action(text: str) -> Action | None:
@@ -158,6 +171,16 @@ def text_action(text: str) -> Action | None:
     return None
 
 
+def handoff_reason(text: str) -> str | None:
+    """Return why the citizen wants a person (`asked_for_person`, `dissatisfied`) when the text says so."""
+    stripped = text.strip()
+    if stripped in texts.lookup("commands.handoff"):
+        return "asked_for_person"
+    if stripped in texts.lookup("commands.dissatisfied"):
+        return "dissatisfied"
+    return None
+
+
 def _classify_text(
     message: TextMessage, profile: CitizenProfile | None, ticket_prefix: str
 ) -> Classification:
@@ -166,6 +189,9 @@ def _classify_text(
     action = text_action(message.content)
     if action:
         return Classification(Intent.ACTION, action=action)
+    reason = handoff_reason(message.content)
+    if reason is not None and profile is not None and profile.auto_answer_ticket_id:
+        return Classification(Intent.HANDOFF, handoff_reason=reason)
     score = rating_choice(message.content)
     if score is not None and profile is not None and profile.pending_rating_ticket_id:
         return Classification(Intent.RATING, rating=score)
@@ -186,6 +212,16 @@ _EVENT_INTENTS: tuple[tuple[type[EventMessage], Intent], ...] = (
 )
 
 
+def _classify_click(key: str) -> Classification:
+    menu_action = MENU_ACTIONS.get(key)
+    if menu_action:
+        return Classification(Intent.ACTION, action=menu_action)
+    entry_id = key.removeprefix(GUIDE_KEY_PREFIX).strip() if key.startswith(GUIDE_KEY_PREFIX) else ""
+    if entry_id:
+        return Classification(Intent.GUIDE, entry_id=entry_id)
+    return Classification(Intent.INTERACTION)
+
+
 def classify(message: Message, profile: CitizenProfile | None, ticket_prefix: str) -> Classification:
     """Decide what a push asks for, before any ticket is read."""
     if isinstance(message, TextMessage):
@@ -193,10 +229,7 @@ def classify(message: Message, profile: CitizenProfile | None, ticket_prefix: st
     if isinstance(message, ContentMessage):
         return Classification(Intent.CONTENT)
     if isinstance(message, ClickEvent):
-        menu_action = MENU_ACTIONS.get(message.event_key or "")
-        if menu_action:
-            return Classification(Intent.ACTION, action=menu_action)
-        return Classification(Intent.INTERACTION)
+        return _classify_click(message.event_key or "")
     for event_type, intent in _EVENT_INTENTS:
         if isinstance(message, event_type):
             return Classification(intent)
@@ -399,7 +432,7 @@ def message_item(ticket_id: str, message: ContentMessage, sort_key: str, plan: P
     return item
 
 
-def _add_message(plan: Plan, ticket_id: str, message: ContentMessage, status: TicketStatus) -> None:
+def add_message(plan: Plan, ticket_id: str, message: ContentMessage, status: TicketStatus) -> None:
     sort_key = message_sk(message.create_time, plan.dedup_hash)
     plan.ticket_id = ticket_id
     plan.message_sk = sort_key
@@ -526,7 +559,7 @@ def _open_draft(
         put_new(history_item(ticket_id, "created", CITIZEN, at=plan.at, after_status=TicketStatus.COLLECTING))
     )
     plan.event(ticket_id, "created", TicketStatus.COLLECTING, detail={"msg_type": message.msg_type, **flags})
-    _add_message(plan, ticket_id, message, TicketStatus.COLLECTING)
+    add_message(plan, ticket_id, message, TicketStatus.COLLECTING)
     plan.notice(
         f"{ticket_id}:ack",
         NoticeKind.ACKNOWLEDGEMENT,
@@ -549,7 +582,7 @@ def _join_draft(plan: Plan, message: ContentMessage, draft: Ticket) -> None:
     plan.entries.append(
         update_ticket(draft.ticket_id, TicketStatus.COLLECTING, set_values=values, add={"message_count": 1})
     )
-    _add_message(plan, draft.ticket_id, message, TicketStatus.COLLECTING)
+    add_message(plan, draft.ticket_id, message, TicketStatus.COLLECTING)
     plan.outcome = "draft_joined"
 
 
@@ -625,7 +658,7 @@ def _attach_supplement(plan: Plan, message: ContentMessage, item: dict[str, Any]
     else:
         plan.entries.append(update_ticket(ticket_id, status, set_values=values, add={"message_count": 1}))
 
-    _add_message(plan, ticket_id, message, status)
+    add_message(plan, ticket_id, message, status)
     plan.event(
         ticket_id,
         "supplement_received",
@@ -680,7 +713,7 @@ def plan_empty_text(plan: Plan, message: TextMessage, state: CitizenState) -> No
 
 
 def plan_action(plan: Plan, action: Action, message: Message, state: CitizenState) -> None:
-    """Submit or cancel the draft, or send the welcome text. QUERY is planned by `plan_query`."""
+    """Submit or cancel the draft, or send the welcome text; ticket-write plans QUERY and FAQ itself."""
     record_interaction(plan, state.profile, message.create_time)
     if action is Action.REPORT:
         plan.notice(plan.reply_id("welcome"), NoticeKind.WELCOME, welcome_text())

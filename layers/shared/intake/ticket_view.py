@@ -106,6 +106,12 @@ class Ticket(TicketSummary):
     extension_request: dict[str, Any] | None = None
     extensions: list[dict[str, Any]] = Field(default_factory=list)
     reply_text: str | None = None
+    auto_answer: dict[str, Any] | None = Field(
+        default=None,
+        description="The knowledge-base answer given at once: entry_id, entry_version, question, score, "
+        "answer, answered_at",
+    )
+    handed_off_at: str | None = Field(default=None, description="When the citizen asked for a person (人工)")
     rejected_reason: str | None = None
     return_reason_code: str | None = None
     rating: dict[str, Any] | None = None
@@ -186,6 +192,8 @@ def ticket_detail(
         extension_request=plain(item.get("extension_request")),
         extensions=plain(item.get("extensions", [])),
         reply_text=item.get("reply_text"),
+        auto_answer=plain(item.get("auto_answer")),
+        handed_off_at=item.get("handed_off_at"),
         rejected_reason=item.get("rejected_reason"),
         return_reason_code=item.get("return_reason_code"),
         rating=plain(item.get("rating")),

@@ -5,8 +5,9 @@ same table (a test compares them). `transition()` applies one action to a ticket
 returns the `Change` to write: new attributes, the history detail and the notices for the citizen.
 It performs no I/O. Both writers use it: staff actions through `intake.ticket_actions`, and the
 citizen's actions in ticket-write (`supplement_received` when a supplement reaches a ticket in
-`awaiting_citizen`, `rate` when the citizen replies to the rating invitation). A rating of 3 (不满意) is
-the `reopen` action (重办), decided here in `effective_action`.
+`awaiting_citizen`, `rate` when the citizen replies to the rating invitation, `handoff` when the
+citizen asks for a person after an answer from the knowledge base). A rating of 3 (不满意) is the
+`reopen` action (重办), decided here in `effective_action`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Action(StrEnum):
     RATE = "rate"
     REOPEN = "reopen"
     MERGE = "merge"
+    HANDOFF = "handoff"
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,11 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.EXTEND: Rule(_EXTENDABLE, None, "staff"),
     Action.APPROVE_EXTENSION: Rule(_EXTENDABLE, None, "staff"),
     Action.REPLY: Rule(frozenset({S.DISPATCHED}), S.REPLIED, "staff"),
-    Action.CLOSE: Rule(frozenset({S.REPLIED}), S.CLOSED, "staff"),
+    Action.CLOSE: Rule(frozenset({S.REPLIED}), S.CLOSED, "staff, system"),
     Action.RATE: Rule(frozenset({S.CLOSED}), S.RATED, "citizen"),
     Action.REOPEN: Rule(frozenset({S.CLOSED, S.RATED}), S.DISPATCHED, "staff, citizen"),
     Action.MERGE: Rule(_MERGEABLE, S.MERGED, "staff"),
+    Action.HANDOFF: Rule(frozenset({S.REPLIED}), S.SUBMITTED, "citizen"),
 }
 
 STAFF_ACTIONS = frozenset(action for action, rule in TRANSITIONS.items() if "staff" in rule.performed_by)
@@ -208,6 +211,13 @@ class MergeRequest(_ActionRequest):
     into: str = Field(min_length=1, max_length=64, description="Id of the main ticket")
 
 
+class HandoffRequest(_ActionRequest):
+    """The citizen asks for a person (「人工」) or is dissatisfied with a knowledge-base answer."""
+
+    action: Literal["handoff"]
+    reason: Literal["asked_for_person", "dissatisfied"]
+
+
 StaffActionRequest = Annotated[
     AcceptRequest
     | RejectRequest
@@ -224,7 +234,7 @@ StaffActionRequest = Annotated[
     Field(discriminator="action"),
 ]
 
-ActionRequest = StaffActionRequest | SupplementReceivedRequest | RateRequest
+ActionRequest = StaffActionRequest | SupplementReceivedRequest | RateRequest | HandoffRequest
 
 # The rating score that sends a ticket back for handling (重办) instead of finishing it.
 DISSATISFIED_SCORE = 3
@@ -274,6 +284,19 @@ def effective_action(request: ActionRequest) -> Action:
     if isinstance(request, RateRequest) and request.score == DISSATISFIED_SCORE:
         return Action.REOPEN
     return Action(request.action)
+
+
+def awaits_auto_close(ticket: Mapping[str, Any]) -> bool:
+    """Return True for a ticket answered from the knowledge base that the citizen has not handed over."""
+    return bool(ticket.get("auto_answer")) and not ticket.get("handed_off_at")
+
+
+def auto_answer_period_ended(ticket: Mapping[str, Any], at: float, config: WorkflowConfig) -> bool:
+    """Return True when `auto_answer_close_hours` have passed since the knowledge-base answer."""
+    answered_at = (ticket.get("auto_answer") or {}).get("answered_at")
+    if not answered_at:
+        return True
+    return at - deadlines.parse_iso(str(answered_at)) > config.auto_answer_close_hours * 3600
 
 
 def rating_record(score: int, at: float) -> dict[str, Any]:
@@ -540,6 +563,11 @@ def _apply_close(
 ) -> None:
     change.set_fields["closed_at"] = clock.iso_utc(at)
     ticket_id = ticket["ticket_id"]
+    if awaits_auto_close(ticket):
+        # The citizen already has the knowledge-base answer; closing it is bookkeeping, not news, and
+        # the answer was not a department's work to rate.
+        change.detail["reason"] = "auto_answer"
+        return
     change.notices.append(
         NoticeDraft(NoticeKind.STATUS, texts.text("notice.closed", ticket_id=ticket_id), str(S.CLOSED))
     )
@@ -616,6 +644,29 @@ def _apply_merge(
     change.detail["into"] = request.into
 
 
+def _apply_handoff(
+    change: Change,
+    ticket: Mapping[str, Any],
+    request: Any,
+    at: float,
+    config: WorkflowConfig,
+    calendar: WorkingCalendar,
+) -> None:
+    """Hand a knowledge-base answer over to staff: the ticket joins the normal flow as submitted."""
+    assert isinstance(request, HandoffRequest)
+    if not awaits_auto_close(ticket):
+        raise TransitionNotAllowedError(
+            request.action, str(ticket["status"]), "the ticket is not an automatic answer awaiting handoff"
+        )
+    if auto_answer_period_ended(ticket, at, config):
+        raise TransitionNotAllowedError(request.action, str(ticket["status"]), "the handoff period has ended")
+    change.set_fields |= {"submitted_at": clock.iso_utc(at), "handed_off_at": clock.iso_utc(at)}
+    change.remove_fields += ["replied_at", "replied_on_time", "reply_text"]
+    change.detail |= {"reason": request.reason, "entry_id": ticket["auto_answer"].get("entry_id")}
+    text = texts.text("citizen.handoff", ticket_id=ticket["ticket_id"])
+    change.notices.append(NoticeDraft(NoticeKind.ACKNOWLEDGEMENT, text, str(S.SUBMITTED)))
+
+
 _APPLY = {
     Action.ACCEPT: _apply_accept,
     Action.REJECT: _apply_reject,
@@ -631,6 +682,7 @@ _APPLY = {
     Action.RATE: _apply_rate,
     Action.REOPEN: _apply_reopen,
     Action.MERGE: _apply_merge,
+    Action.HANDOFF: _apply_handoff,
 }
 
 

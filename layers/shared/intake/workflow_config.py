@@ -46,6 +46,9 @@ class WorkflowConfig(BaseModel):
     departments: tuple[CodedName, ...]
     return_reasons: tuple[CodedName, ...]
     deadline_watch: DeadlineWatchConfig = DeadlineWatchConfig()
+    # Hours after an answer from the knowledge base in which the citizen can ask for a person; then
+    # draft-submit's sweep closes the ticket.
+    auto_answer_close_hours: int = Field(default=24, ge=1, le=720)
 
     @model_validator(mode="after")
     def _check(self) -> WorkflowConfig:
