@@ -81,6 +81,9 @@ class LocalStackConfig:
     function_timeouts: dict[str, int] = field(default_factory=dict)
     # Variables added to every worker's environment, e.g. settings the template leaves at defaults.
     function_environment: dict[str, str] = field(default_factory=dict)
+    # Concurrent pollers per SQS event source. Lambda polls a queue with several pollers (for a FIFO
+    # queue, up to one batch per message group in flight); one poller keeps the local stack light.
+    sqs_pollers: int = 1
     # When set, the functions reach AWS through `devstack.fault_proxy`, which injects these faults.
     aws_fault_plan: FaultPlan | None = None
 
@@ -172,7 +175,9 @@ class LocalStack:
 
         for spec in self._function_specs():
             has_api = any(event.get("Type") == "Api" for event in spec.events.values())
-            concurrency = config.api_concurrency if has_api else BACKGROUND_CONCURRENCY
+            concurrency = (
+                config.api_concurrency if has_api else max(BACKGROUND_CONCURRENCY, config.sqs_pollers + 1)
+            )
             self.pools[spec.logical_id] = FunctionPool(
                 spec, self._environment(spec), concurrency, self.invocation_log, config.timeout_multiplier
             )
@@ -261,13 +266,14 @@ class LocalStack:
         for mapping in sqs_mappings(self._events(), queue_urls_by_arn):
             if not self.pools[mapping.function].present:
                 continue
-            poller = SqsPoller(
-                mapping,
-                self.stack.client("sqs"),
-                lambda function, event: self.invoke(function, event, "sqs"),
-                LOCAL_REGION,
-            )
-            self._pollers.append(poller.start())
+            for _ in range(max(1, self.config.sqs_pollers)):
+                poller = SqsPoller(
+                    mapping,
+                    self.stack.client("sqs"),
+                    lambda function, event: self.invoke(function, event, "sqs"),
+                    LOCAL_REGION,
+                )
+                self._pollers.append(poller.start())
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -359,7 +365,7 @@ class LocalStack:
         return self.invocation_log.records(function)
 
     def source_queue_urls(self) -> list[str]:
-        return [poller.mapping.queue_url for poller in self._pollers]
+        return list(dict.fromkeys(poller.mapping.queue_url for poller in self._pollers))
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until no invocation runs and every polled queue is empty; raises TimeoutError."""

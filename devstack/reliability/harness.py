@@ -42,6 +42,9 @@ FUNCTION_TIMEOUTS = {
     "MediaStoreFunction": 40,
 }
 VISIBILITY_TIMEOUTS = {"InboundQueue": 24, "OutboundQueue": 24, "MediaQueue": 48}
+# Lambda runs a FIFO queue's batches in parallel, up to one per message group; one local poller per
+# queue processes about 1 push per second on a busy 2-core machine, too slow for 2,000 pushes.
+SQS_POLLERS = 4
 # reply-push backs off from 30 s (NOTICE_RETRY_BASE_SECONDS) after a transient WeChat error.
 FUNCTION_ENVIRONMENT = {"NOTICE_RETRY_BASE_SECONDS": "3"}
 DEAD_LETTER_QUEUES = {
@@ -135,6 +138,7 @@ def stack_config(options: RunOptions) -> LocalStackConfig:
         schedules=False,
         run_schedules_at_start=False,
         function_timeouts=dict(FUNCTION_TIMEOUTS),
+        sqs_pollers=SQS_POLLERS,
         queue_visibility_timeouts=dict(VISIBILITY_TIMEOUTS),
         function_environment=dict(FUNCTION_ENVIRONMENT),
         aws_fault_plan=FaultPlan(rates=options.aws_rates, seed=options.seed),
