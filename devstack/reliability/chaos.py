@@ -15,6 +15,7 @@ This module adds the other two kinds while the pushes are delivered:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -113,9 +114,11 @@ class WorkerKiller:
         return self
 
     def _kill_one(self) -> bool:
-        """SIGKILL a busy worker, preferring the functions killed least so far; False when none is busy."""
-        by_kills = sorted(KILL_TARGETS, key=lambda function: (self.killed[function], self._random.random()))
-        for function in by_kills:
+        """SIGKILL a busy worker of a function below its share of the kills; False when none is busy."""
+        share = math.ceil(self._kills / len(KILL_TARGETS))
+        candidates = [function for function in KILL_TARGETS if self.killed[function] < share]
+        self._random.shuffle(candidates)
+        for function in candidates:
             pids = self._stack.pools[function].busy_pids()
             if not pids:
                 continue
@@ -133,7 +136,7 @@ class WorkerKiller:
         while sum(self.killed.values()) < self._kills and not self._stop.wait(
             self._random.uniform(0.5, 2 * self._interval)
         ):
-            # Poll for a busy worker for up to 20 s; a function with fewer kills goes first.
+            # Poll for a busy worker for up to 20 s; each function gets an equal share of the kills.
             deadline = time.monotonic() + 20
             while not self._kill_one() and time.monotonic() < deadline and not self._stop.wait(0.02):
                 pass
