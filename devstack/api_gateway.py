@@ -1,14 +1,19 @@
 """API Gateway REST API emulation: routes from the functions' `Api` events, proxy events, responses.
 
 The server accepts each route under the stage prefix (`/api/wechat`) and at the root (`/wechat`).
-Routes whose authorizer is AWS_IAM are served WITHOUT SigV4 checks. Their events carry a fixed local
-staff identity in `requestContext.identity`, and only this local runner does that. Paths under
-`/_local/` belong to the local stack's control endpoints (`local_routes`).
+Routes whose authorizer is AWS_IAM require a SigV4 `Authorization` header for the service
+`execute-api`, signed with the local stack's fake credentials (`LOCAL_CREDENTIALS`, the ones moto
+accepts). `SigV4Verifier` checks it with botocore's signer; a request without one, or with a wrong
+or expired signature, gets API Gateway's 403 response, using the template's GatewayResponses when
+given. Events of verified requests carry the local staff identity in `requestContext.identity`.
+Clients sign with `SigV4RequestAuth` (a `requests` auth). Paths under `/_local/` belong to the local
+stack's control endpoints (`local_routes`).
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import re
@@ -17,13 +22,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.function_pool import Invocation
-from devstack.template import LOCAL_ACCOUNT_ID
+from devstack.template import LOCAL_ACCOUNT_ID, LOCAL_REGION, load_template
 
 STAGE = "api"
 LOCAL_API_ID = "local"
@@ -32,6 +37,40 @@ LOCAL_API_ID = "local"
 LOCAL_STAFF_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local-staff"
 LOCAL_STAFF_PRINCIPAL_ID = "AIDALOCALSTAFF000000"
 LOCAL_STAFF_ACCESS_KEY = "AKIALOCALSTAFF000000"
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+# The fake credentials of the local stack (devstack.moto_server.fake_aws_environment).
+LOCAL_CREDENTIALS = LocalCredentials("testing", "testing", "testing")
+SIGV4_SERVICE = "execute-api"
+# API Gateway rejects a signature whose X-Amz-Date is more than 5 minutes away from its clock.
+MAX_SIGNATURE_SKEW = timedelta(minutes=5)
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/\s]+)/(?P<date>[0-9]{8})/(?P<region>[^/\s]+)/"
+    r"(?P<service>[^/\s]+)/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;-]+),\s*"
+    r"Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+# API Gateway's own responses when no GatewayResponses are configured: (status, body, error type).
+DEFAULT_GATEWAY_RESPONSES: dict[str, tuple[int, dict[str, Any], str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (
+        403,
+        {"message": "Missing Authentication Token"},
+        "MissingAuthenticationTokenException",
+    ),
+    "INVALID_SIGNATURE": (
+        403,
+        {"message": "The request signature we calculated does not match the signature you provided."},
+        "InvalidSignatureException",
+    ),
+    "UNAUTHORIZED": (401, {"message": "Unauthorized"}, "UnauthorizedException"),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +147,7 @@ class HttpRequest:
     headers: list[tuple[str, str]]
     body: bytes
     source_ip: str
+    target: str = ""  # the raw request target (path and query) as the client sent and signed it
 
 
 def build_proxy_event(
@@ -225,6 +265,119 @@ def proxy_response(invocation: Invocation) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), headers, body)
 
 
+class SigV4Verifier:
+    """Checks the SigV4 signature of a request to an AWS_IAM route against known credentials."""
+
+    def __init__(self, credentials: list[LocalCredentials], region: str = LOCAL_REGION) -> None:
+        self._credentials = {credential.access_key: credential for credential in credentials}
+        self._region = region
+
+    def check(self, request: HttpRequest, now: datetime | None = None) -> tuple[str | None, str]:
+        """Return (None, access key) for a valid signature, else (gateway response type, reason)."""
+        headers = {name.lower(): value for name, value in request.headers}
+        authorization = headers.get("authorization")
+        if not authorization:
+            return "MISSING_AUTHENTICATION_TOKEN", "no Authorization header"
+        found = _AUTHORIZATION.fullmatch(authorization.strip())
+        if found is None:
+            return "INVALID_SIGNATURE", "Authorization is not an AWS4-HMAC-SHA256 signature"
+        credential = self._credentials.get(found["key"])
+        if credential is None:
+            return "INVALID_SIGNATURE", "unknown access key"
+        if found["service"] != SIGV4_SERVICE or found["region"] != self._region:
+            return "INVALID_SIGNATURE", f"credential scope is not {self._region}/{SIGV4_SERVICE}"
+        signed_names = found["headers"].split(";")
+        if "host" not in signed_names or "x-amz-date" not in signed_names:
+            return "INVALID_SIGNATURE", "host and x-amz-date must be signed"
+        if any(name not in headers for name in signed_names):
+            return "INVALID_SIGNATURE", "a signed header is missing"
+        try:
+            signed_at = datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return "INVALID_SIGNATURE", "X-Amz-Date is not ISO 8601 basic format"
+        if abs((now or datetime.now(UTC)) - signed_at) > MAX_SIGNATURE_SKEW:
+            return "INVALID_SIGNATURE", "signature expired"
+        if found["date"] != headers["x-amz-date"][:8]:
+            return "INVALID_SIGNATURE", "credential date is not the X-Amz-Date"
+        if credential.token is not None and not hmac.compare_digest(
+            headers.get("x-amz-security-token", "").encode(), credential.token.encode()
+        ):
+            return "INVALID_SIGNATURE", "missing or wrong X-Amz-Security-Token"
+        expected = self._signature(request, headers, signed_names, credential)
+        if not hmac.compare_digest(expected.encode(), found["signature"].encode()):
+            return "INVALID_SIGNATURE", "signature does not match"
+        return None, credential.access_key
+
+    def _signature(
+        self,
+        request: HttpRequest,
+        headers: dict[str, str],
+        signed_names: list[str],
+        credential: LocalCredentials,
+    ) -> str:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        url = f"http://{headers['host']}{request.target or request.stage_path}"
+        signed = AWSRequest(
+            method=request.method,
+            url=url,
+            headers={name: headers[name] for name in signed_names},
+            data=request.body,
+        )
+        signed.context["timestamp"] = headers["x-amz-date"]
+        signer = SigV4Auth(
+            Credentials(credential.access_key, credential.secret_key, credential.token),
+            SIGV4_SERVICE,
+            self._region,
+        )
+        canonical = signer.canonical_request(signed)
+        signature: str = signer.signature(signer.string_to_sign(signed, canonical), signed)
+        return signature
+
+
+class SigV4RequestAuth:
+    """A `requests` auth that signs a request for an AWS_IAM route of the local API gateway."""
+
+    def __init__(self, credentials: LocalCredentials = LOCAL_CREDENTIALS, region: str = LOCAL_REGION) -> None:
+        self._credentials = credentials
+        self._region = region
+
+    def __call__(self, prepared: Any) -> Any:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        body = prepared.body or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        headers = {name: prepared.headers[name] for name in ("Content-Type",) if name in prepared.headers}
+        request = AWSRequest(method=prepared.method, url=prepared.url, headers=headers, data=body)
+        credentials = Credentials(
+            self._credentials.access_key, self._credentials.secret_key, self._credentials.token
+        )
+        SigV4Auth(credentials, SIGV4_SERVICE, self._region).add_auth(request)
+        for name, value in request.headers.items():
+            prepared.headers[name] = value
+        return prepared
+
+
+def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any], str]]:
+    """Return the responses for failed authentication: the template's GatewayResponses over AWS's defaults."""
+    answers = dict(DEFAULT_GATEWAY_RESPONSES)
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        configured = resource.get("Properties", {}).get("GatewayResponses", {})
+        for kind, (default_status, _, error_type) in DEFAULT_GATEWAY_RESPONSES.items():
+            body = configured.get(kind, {}).get("ResponseTemplates", {}).get("application/json")
+            if body:
+                status = int(configured[kind].get("StatusCode", default_status))
+                answers[kind] = (status, json.loads(body), error_type)
+    return answers
+
+
 LocalHandler = Callable[[HttpRequest, dict[str, str]], HttpResponse]
 
 
@@ -248,10 +401,20 @@ class ApiGateway:
         routes: list[Route],
         invoke: Callable[[str, dict[str, Any]], Invocation],
         local_routes: list[LocalRoute] | None = None,
+        responses: dict[str, tuple[int, dict[str, Any], str]] | None = None,
+        credentials: list[LocalCredentials] | None = None,
     ) -> None:
         self.routes = routes
         self.local_routes = local_routes or []
         self._invoke = invoke
+        # The responses the deployed API sends: the GatewayResponses of template.yaml unless given.
+        self._responses = responses or gateway_responses(load_template())
+        self._verifier = SigV4Verifier(credentials or [LOCAL_CREDENTIALS])
+
+    def _refuse(self, request: HttpRequest, kind: str, reason: str) -> HttpResponse:
+        status, body, error_type = self._responses[kind]
+        logger.info("rejected %s %s on an AWS_IAM route: %s", request.method, request.path, reason)
+        return HttpResponse.json(status, body, [("x-amzn-ErrorType", error_type)])
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/_local/"):
@@ -264,6 +427,10 @@ class ApiGateway:
             if route.method not in (request.method, "ANY"):
                 allowed.add(route.method)
                 continue
+            if route.iam_auth:
+                refusal, detail = self._verifier.check(request)
+                if refusal is not None:
+                    return self._refuse(request, refusal, detail)
             event = build_proxy_event(request, route, path_parameters)
             invocation = self._invoke(route.function, event)
             return proxy_response(invocation)
@@ -303,6 +470,7 @@ def parse_request(
         headers=headers,
         body=body,
         source_ip=ip,
+        target=target,
     )
 
 

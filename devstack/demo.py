@@ -2,8 +2,10 @@
 
 It starts the local stack and plays the scripted conversation in events/demo/conversation.json: two
 citizens; text, photo, voice, video and location; a WeChat retry of the same push; a progress query;
-staff handling through the staff API; a rating. Then it waits until the pipeline settles and prints
-each ticket with its messages and media, the S3 objects and every message delivered to each citizen.
+staff handling through the staff API; a rating; two consultations answered at once from the knowledge
+base, one of them handed to a person with 「人工」; an announcement published to every follower. Then
+it waits until the pipeline settles and prints each ticket with its messages and media, the S3
+objects, every message delivered to each citizen and the mass sends.
 It exits 1 when any check fails, so a broken stage cannot pass unnoticed.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import requests
 
 from devstack import wechat_push
+from devstack.api_gateway import SigV4RequestAuth
 from devstack.runner import LocalStack, LocalStackConfig
 from devstack.simulator import Credentials, Simulator
 from devstack.template import ROOT
@@ -35,6 +38,7 @@ class DemoRun:
 
     pushes: list[dict[str, Any]] = field(default_factory=list)
     staff_responses: list[dict[str, Any]] = field(default_factory=list)
+    announcement: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     report_lines: list[str] = field(default_factory=list)
 
@@ -114,7 +118,10 @@ class Conversation:
     # -- staff -----------------------------------------------------------------------------------------
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.http.request(method, f"{self.stack.url}/api{path}", timeout=15, **kwargs)
+        # The staff API's routes are AWS_IAM, so the local API gateway requires a SigV4 signature.
+        return self.http.request(
+            method, f"{self.stack.url}/api{path}", timeout=15, auth=SigV4RequestAuth(), **kwargs
+        )
 
     def ticket_ids(self, citizen: str) -> list[str]:
         response = self.api("GET", "/tickets", params={"citizen": self.citizens[citizen]})
@@ -155,10 +162,23 @@ class Conversation:
             {"action": step["staff"], "status": response.status_code, "body": response.text[:300]}
         )
 
+    def publish_announcement(self, step: dict[str, Any]) -> None:
+        """Create the announcement and publish it through the staff API; keep the published record."""
+        self.settle()
+        created = self.api("POST", "/announcements", json={**step["announcement"], "actor": STAFF_ACTOR})
+        if created.status_code != 200:
+            self.run.announcement = {"status": created.status_code, "body": created.text[:300]}
+            return
+        announcement_id = created.json()["announcement_id"]
+        published = self.api("POST", f"/announcements/{announcement_id}/publish", json={"actor": STAFF_ACTOR})
+        self.run.announcement = {"status": published.status_code, **published.json()}
+
     def play(self) -> None:
         for step in self.script["steps"]:
             if step.get("settle"):
                 self.settle()
+            elif "announcement" in step:
+                self.publish_announcement(step)
             elif "staff" in step:
                 self.staff_action(step["citizen"], step)
             else:
@@ -262,6 +282,62 @@ def _report_sent(conversation: Conversation, run: DemoRun) -> dict[str, list[str
     return by_citizen
 
 
+def _report_announcement(stack: LocalStack, run: DemoRun) -> list[dict[str, Any]]:
+    assert stack.emulator is not None
+    mass_sends = list(stack.emulator.state.mass_sends)
+    run.say("")
+    run.say("Announcements sent to every follower (message/mass/sendall)")
+    record = run.announcement
+    run.say(
+        f"  {record.get('announcement_id', '-')}  status {record.get('status')}  msg_id {record.get('msg_id')}"
+    )
+    for send in record.get("sends", []):
+        run.say(f"    send at {send['at']} by {send['actor']}: errcode {send['errcode']} {send['errmsg']}")
+    for sent in mass_sends:
+        content = sent["payload"].get("text", {}).get("content", "")
+        run.say("    > " + content.replace("\n", "\n      "))
+    return mass_sends
+
+
+def _knowledge_checks(
+    conversation: Conversation, run: DemoRun, tickets: dict[str, dict[str, Any]], sent: dict[str, list[str]]
+) -> None:
+    zhang, chen = tickets.get("zhang", {}), tickets.get("chen", {})
+    run.check(
+        zhang.get("status") == "replied" and (zhang.get("auto_answer") or {}).get("entry_id") == "kb-0004",
+        f"zhang's consultation was answered from the knowledge base (status {zhang.get('status')})",
+    )
+    run.check(
+        any("住房公积金" in text and "「人工」" in text for text in sent.get("zhang", [])),
+        "zhang received the answer with the offer of a person",
+    )
+    run.check(
+        chen.get("status") == "submitted" and bool(chen.get("handed_off_at")),
+        f"chen's 「人工」 handed the answered consultation to staff (status {chen.get('status')})",
+    )
+    chen_id = str(chen.get("ticket_id"))
+    run.check(
+        any("转人工服务" in text and chen_id in text for text in sent.get("chen", [])),
+        "chen received the acknowledgement of the handoff",
+    )
+
+
+def _announcement_checks(run: DemoRun, mass_sends: list[dict[str, Any]]) -> None:
+    record = run.announcement
+    run.check(
+        record.get("status") == "published" and bool(record.get("msg_id")),
+        f"the announcement was published (status {record.get('status')})",
+    )
+    run.check(
+        len(mass_sends) == 1 and mass_sends[0]["payload"]["filter"] == {"is_to_all": True},
+        f"WeChat got one mass send to every follower (found {len(mass_sends)})",
+    )
+    run.check(
+        [send.get("errcode") for send in record.get("sends", [])] == [0],
+        "the send was recorded with WeChat's result",
+    )
+
+
 def _checks(
     conversation: Conversation,
     run: DemoRun,
@@ -328,7 +404,10 @@ def run_demo(config: LocalStackConfig, on_stack: Callable[[LocalStack], None] | 
         tickets = _report_tickets(conversation, run)
         objects = _report_objects(stack, run)
         sent = _report_sent(conversation, run)
+        mass_sends = _report_announcement(stack, run)
         _checks(conversation, run, tickets, objects, sent)
+        _knowledge_checks(conversation, run, tickets, sent)
+        _announcement_checks(run, mass_sends)
     run.say("")
     run.say(f"Demo finished in {time.monotonic() - started:.1f} s with {len(run.failures)} failed check(s).")
     return run

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.api_gateway import SigV4RequestAuth
 from devstack.runner import LocalStack
 from devstack.simulator import Credentials, Simulator
 
@@ -24,10 +25,13 @@ def mode_simulator(request: pytest.FixtureRequest, local_stack: LocalStack) -> I
 
 
 def _tickets(local_stack: LocalStack, open_id: str) -> list[dict[str, Any]]:
-    listing = requests.get(f"{local_stack.url}/api/tickets", params={"citizen": open_id}, timeout=15)
+    signed = SigV4RequestAuth()
+    listing = requests.get(
+        f"{local_stack.url}/api/tickets", params={"citizen": open_id}, timeout=15, auth=signed
+    )
     listing.raise_for_status()
     return [
-        requests.get(f"{local_stack.url}/api/tickets/{item['ticket_id']}", timeout=15).json()
+        requests.get(f"{local_stack.url}/api/tickets/{item['ticket_id']}", timeout=15, auth=signed).json()
         for item in listing.json()["items"]
     ]
 

@@ -1,7 +1,7 @@
 """Schemathesis against openapi.json over HTTP on the local stack: no 5xx, every response fits the schema.
 
-The local stack serves the staff API's AWS_IAM routes without SigV4 (devstack.api_gateway), so the
-generated requests reach the real handler in a worker process. A few tickets are written to DynamoDB
+The local stack's API gateway requires SigV4 on the staff API's AWS_IAM routes (devstack.api_gateway),
+so every generated request is signed and reaches the real handler in a worker process. A few tickets are written to DynamoDB
 through the stack's moto endpoint first, so the listing, stats and Open311 routes return data.
 Every operation gets a bounded number of valid and of invalid generated requests; the whole module
 takes about a minute.
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from devstack.api_gateway import SigV4RequestAuth
 from devstack.runner import LocalStack
 from functions.staff_api.export_openapi import OPENAPI_FILE
 from intake import clock
@@ -114,7 +115,7 @@ def run_operation(operation: Any, mode: GenerationMode, base_url: str, examples:
     @settings(max_examples=examples, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
-        case.call_and_validate(base_url=base_url, checks=CHECKS)
+        case.call_and_validate(base_url=base_url, checks=CHECKS, auth=SigV4RequestAuth())
 
     check()
 
@@ -144,7 +145,7 @@ def test_staff_api_seeded_ticket_routes_conform(staff_api_schema: Any, local_sta
     for path, parameters in calls:
         # WHEN each ticket route is called with a seeded id
         case = staff_api_schema[path]["GET"].Case(path_parameters=parameters)
-        response = case.call(base_url=base_url)
+        response = case.call(base_url=base_url, auth=SigV4RequestAuth())
 
         # THEN the response is 200 with a body that fits the schema
         assert response.status_code == 200, (path, parameters, response.text)

@@ -15,6 +15,7 @@ from devstack.api_gateway import (
     ApiGateway,
     ApiGatewayServer,
     Route,
+    SigV4RequestAuth,
     api_routes,
     build_proxy_event,
     parse_request,
@@ -174,7 +175,9 @@ def test_proxy_response_without_status_code_is_502() -> None:
 
 
 def test_server_routes_request_to_function(server: ApiGatewayServer, invoker: RecordingInvoker) -> None:
-    response = requests.get(f"{server.url}/api/open311/v2/services.json?jurisdiction_id=dg", timeout=5)
+    response = requests.get(
+        f"{server.url}/api/open311/v2/services.json?jurisdiction_id=dg", timeout=5, auth=SigV4RequestAuth()
+    )
 
     assert response.status_code == 200
     assert response.text == "ok"
