@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.config import Config
+from knowledge_routes import RAW_BODY_RESOURCES
 from knowledge_routes import router as knowledge_router
 from pydantic import BaseModel, Field
 
@@ -403,9 +404,12 @@ def forbidden() -> dict[str, Any]:
 def json_array_body(event: dict[str, Any]) -> bool:
     """Return whether the request body is a JSON array.
 
-    Every body of this API is an object. Powertools' request validation reads an array body as its
-    first element, so `[action1, action2]` would apply action1 and silently drop the rest.
+    Every validated body of this API is an object. Powertools' request validation reads an array body
+    as its first element, so `[action1, action2]` would apply action1 and silently drop the rest.
+    The routes in RAW_BODY_RESOURCES (the knowledge import) parse their body themselves and accept arrays.
     """
+    if event.get("resource") in RAW_BODY_RESOURCES:
+        return False
     body = event.get("body")
     if not isinstance(body, str):
         return False

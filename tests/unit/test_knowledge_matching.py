@@ -57,7 +57,7 @@ def test_best_match_answers_a_consultation(text: str, expected: str) -> None:
         "社保卡办了两个月还没办好，一直没人处理",
     ],
 )
-def test_best_match_refuses_complaints_that_use_the_same_words(text: str) -> None:
+def test_best_match_rejects_complaints(text: str) -> None:
     # GIVEN a base whose keywords appear in the message
     # WHEN the message complains or reports instead of asking
     match = best_match(text, BASE, THRESHOLD)
@@ -108,7 +108,7 @@ def test_best_match_refuses_when_two_entries_tie() -> None:
     assert match is None
 
 
-def test_best_match_keeps_a_strong_match_below_a_higher_threshold_out() -> None:
+def test_best_match_threshold_boundary() -> None:
     # GIVEN a message that matches with some unexplained words
     text = "社保卡在银行领的要怎么激活才能用"
     score = score_entries(text, BASE)[0].score
@@ -142,7 +142,7 @@ def test_normalise_folds_full_width_and_drops_punctuation() -> None:
     assert normalise("１２３４５ 热线，几点上班？ＡＢ") == "12345热线几点上班ab"
 
 
-def test_full_width_message_scores_like_its_half_width_form() -> None:
+def test_full_width_scores_like_half_width() -> None:
     # GIVEN the same question in full-width and half-width forms
     # WHEN both are scored
     full = score_entries("港澳通行证，续签在哪里办？", BASE)[0].score
@@ -167,7 +167,7 @@ def test_best_match_sees_a_changed_entry_at_once() -> None:
     assert second is not None
 
 
-def test_best_match_treats_an_entrys_keywords_as_one_word() -> None:
+def test_best_match_keyword_forms_equivalent() -> None:
     # GIVEN an entry whose phrasings use only the short form of its two keywords
     card = entry("kb-card", "社保卡怎么办理", ["社保卡", "社会保障卡"], ["社保卡在哪里申请", "申领社保卡"])
 

@@ -68,7 +68,7 @@ def test_ops_knowledge_import_records_the_caller_as_actor(stack: Stack, tmp_path
     assert entry["updated_by"].startswith("arn:aws:sts::") or entry["updated_by"].startswith("arn:aws:iam::")
 
 
-def test_ops_knowledge_import_with_a_bad_row_writes_nothing(
+def test_ops_import_bad_row_writes_nothing(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a CSV file whose second row has no answer and an unknown department

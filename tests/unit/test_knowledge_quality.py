@@ -27,7 +27,7 @@ def figures() -> dict[str, Any]:
     return measure()
 
 
-def test_labelled_set_is_large_enough_and_names_only_starter_entries() -> None:
+def test_labelled_set_size_and_labels() -> None:
     # GIVEN the labelled messages and the starter set
     messages = labelled_messages()
     starter_ids = {row.entry_id for row in starter_rows(get_workflow_config())}

@@ -53,9 +53,7 @@ def calls_of(table: Any, operation: str) -> list[dict[str, Any]]:
     return seen
 
 
-def test_repository_create_writes_entry_and_audit_in_one_transaction(
-    repository: KnowledgeRepository, table: Any
-) -> None:
+def test_repository_create_one_transaction(repository: KnowledgeRepository, table: Any) -> None:
     # GIVEN a recorder of the table's write calls
     transactions = calls_of(table, "TransactWriteItems")
     single_puts = calls_of(table, "PutItem")
@@ -76,7 +74,7 @@ def test_repository_create_writes_entry_and_audit_in_one_transaction(
     assert history[0].changes["question"] == {"from": None, "to": "护照怎么办理"}
 
 
-def test_repository_create_with_taken_id_is_refused_without_audit(repository: KnowledgeRepository) -> None:
+def test_repository_create_taken_id(repository: KnowledgeRepository) -> None:
     # GIVEN an entry
     repository.create(CONTENT, STAFF, entry_id="kb-passport")
 
@@ -108,7 +106,7 @@ def test_repository_update_bumps_version_and_records_the_change(repository: Know
     assert last.changes == {"answer": {"from": "示例答复：到出入境办证大厅办理。", "to": "新的示例答复。"}}
 
 
-def test_repository_update_with_stale_version_conflicts_and_writes_nothing(
+def test_repository_update_stale_version(
     repository: KnowledgeRepository,
 ) -> None:
     # GIVEN an entry already updated to version 2
@@ -172,7 +170,7 @@ def test_repository_update_without_change_writes_nothing(repository: KnowledgeRe
     assert entry.version == 1
 
 
-def test_repository_retire_keeps_the_entry_and_drops_it_from_active(repository: KnowledgeRepository) -> None:
+def test_repository_retire_keeps_entry(repository: KnowledgeRepository) -> None:
     # GIVEN an active entry
     repository.create(CONTENT, STAFF, entry_id="kb-passport")
 
@@ -230,9 +228,7 @@ def test_content_with_reversed_validity_is_rejected() -> None:
         )
 
 
-def test_cached_active_entries_query_once_within_the_cache_time(
-    repository: KnowledgeRepository, table: Any
-) -> None:
+def test_cached_active_entries_query_once(repository: KnowledgeRepository, table: Any) -> None:
     # GIVEN one entry and a recorder of queries
     repository.create(CONTENT, STAFF, entry_id="kb-passport")
     queries = calls_of(table, "Query")
@@ -240,6 +236,6 @@ def test_cached_active_entries_query_once_within_the_cache_time(
     # WHEN the cached reader is asked three times
     found = [cached_active_entries(repository, date(2026, 12, 4)) for _ in range(3)]
 
-    # THEN the table was queried once and every answer holds the entry
+    # THEN the table was queried once and every result contains the entry
     assert len(queries) == 1
     assert all([entry.entry_id for entry in entries] == ["kb-passport"] for entries in found)

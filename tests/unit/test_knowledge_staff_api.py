@@ -63,9 +63,7 @@ def create(staff_api: Any, lambda_context: Any, **fields: Any) -> dict[str, Any]
     return body
 
 
-def test_create_then_get_returns_the_entry_with_version_1_and_the_caller(
-    staff_api: Any, lambda_context: Any
-) -> None:
+def test_create_then_get_entry(staff_api: Any, lambda_context: Any) -> None:
     # GIVEN an entry created through the API
     created = create(staff_api, lambda_context, entry_id="kb-residence")
 
@@ -188,7 +186,7 @@ def test_retire_then_history_lists_who_changed_what(staff_api: Any, lambda_conte
     )
     status, history = call(staff_api, lambda_context, "GET", "/knowledge/{entry_id}/history", "kb-residence")
 
-    # THEN it is kept as retired and the history holds three changes by the caller, oldest first
+    # THEN it is kept as retired and the history contains three changes by the caller, oldest first
     assert (retire_status, retired["status"]) == (200, "retired")
     assert status == 200
     assert [(item["action"], item["version"], item["actor"]) for item in history["items"]] == [
@@ -317,7 +315,7 @@ INVALID_DOCUMENTS = [
 ]
 
 
-def test_import_with_an_invalid_row_is_400_naming_it_and_writes_nothing(
+def test_import_invalid_row_writes_nothing(
     staff_api: Any, lambda_context: Any, table: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN an entry already stored
@@ -344,7 +342,7 @@ def test_import_with_too_many_rows_is_400(staff_api: Any, lambda_context: Any, t
     # WHEN it is imported
     status, answer = call(staff_api, lambda_context, "POST", "/knowledge/import", body=rows)
 
-    # THEN 400 says how many rows one request may hold, and nothing is written
+    # THEN 400 states the row limit of one request, and nothing is written
     assert status == 400
     assert "200" in answer["message"]
     assert knowledge_items(table) == []
