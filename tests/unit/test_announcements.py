@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import requests
 
 from devstack.wechat_emulator import Fault, WeChatEmulator, start_emulator
 from tests.unit.staff_api_events import CALLER_ARN, rest_event
@@ -254,3 +255,75 @@ def test_announcement_list_newest_first(staff_api: ModuleType, lambda_context: A
     ids = [item["announcement_id"] for item in body["items"]]
     assert sorted(ids) == sorted([first["announcement_id"], second["announcement_id"]])
     assert ids == sorted(ids, reverse=True)
+
+
+def test_announcement_malformed_id_is_400(
+    staff_api: ModuleType, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an id that no announcement can have
+
+    # WHEN staff read it
+    status, body = call(staff_api, lambda_context, "GET", "/announcements/..%2Fadmin")
+
+    # THEN it is rejected as invalid and logged
+    assert status == 400
+    assert "announcement_id" in body["message"]
+    assert "request rejected as invalid" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("payload", "errcode"),
+    [
+        (
+            {"filter": {"is_to_all": False, "tag_id": 2}, "msgtype": "text", "text": {"content": "通知"}},
+            47001,
+        ),
+        ({"filter": {"is_to_all": True}, "msgtype": "text", "text": {"content": ""}}, 47001),
+        ({"filter": {"is_to_all": True}, "msgtype": "music", "music": {}}, 40008),
+        ({"filter": {"is_to_all": True}, "msgtype": "text", "text": {"content": "通" * 700}}, 45002),
+    ],
+    ids=["not-to-all", "empty-text", "unknown-type", "text-too-long"],
+)
+def test_emulator_mass_send_rejects_invalid_payload(
+    emulator: WeChatEmulator, payload: dict[str, Any], errcode: int
+) -> None:
+    # GIVEN a valid access token
+    token = emulator.state.issue_token(
+        "token", emulator.state.app_id, emulator.state.app_secret, "client_credential"
+    )
+
+    # WHEN a malformed mass send is posted
+    answer = requests.post(
+        f"{emulator.url}/cgi-bin/message/mass/sendall",
+        params={"access_token": token["access_token"]},
+        json=payload,
+        timeout=5,
+    ).json()
+
+    # THEN WeChat's errcode comes back and nothing is sent
+    assert answer["errcode"] == errcode
+    assert emulator.state.mass_sends == []
+
+
+def test_emulator_mass_send_monthly_limit(emulator: WeChatEmulator) -> None:
+    # GIVEN four mass sends this month
+    token = emulator.state.issue_token(
+        "token", emulator.state.app_id, emulator.state.app_secret, "client_credential"
+    )
+    url = f"{emulator.url}/cgi-bin/message/mass/sendall"
+
+    def send(content: str) -> dict[str, Any]:
+        payload = {"filter": {"is_to_all": True}, "msgtype": "text", "text": {"content": content}}
+        return requests.post(
+            url, params={"access_token": token["access_token"]}, json=payload, timeout=5
+        ).json()
+
+    earlier = [send(f"通知{index}")["errcode"] for index in range(4)]
+
+    # WHEN a fifth is posted
+    fifth = send("第五条通知")
+
+    # THEN the fifth is refused with 45028 and only four were sent
+    assert earlier == [0, 0, 0, 0]
+    assert fifth["errcode"] == 45028
+    assert len(emulator.state.mass_sends) == 4
