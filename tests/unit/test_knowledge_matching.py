@@ -10,16 +10,13 @@ from intake.knowledge_matching import best_match, normalise, score_entries
 THRESHOLD = 0.7
 
 
-def entry(
-    entry_id: str, question: str, keywords: list[str], synonyms: list[str], version: int = 1
-) -> KnowledgeEntry:
+def entry(entry_id: str, question: str, keywords: list[str], synonyms: list[str]) -> KnowledgeEntry:
     return KnowledgeEntry(
         entry_id=entry_id,
         question=question,
         keywords=keywords,
         synonyms=synonyms,
         answer="示例答复。",
-        version=version,
     )
 
 
@@ -158,11 +155,11 @@ def test_best_match_sees_a_changed_entry_at_once() -> None:
     text = "离职了公积金能全部取出来吗"
     first = best_match(text, [before], 0.8)
 
-    # WHEN staff add the phrasing as a synonym (a new version)
-    after = entry("kb-fund", "住房公积金怎么提取", ["公积金"], ["离职公积金能取出来吗"], version=2)
+    # WHEN the phrasing is added as a synonym, even without a new version number
+    after = entry("kb-fund", "住房公积金怎么提取", ["公积金"], ["离职公积金能取出来吗"])
     second = best_match(text, [after], 0.8)
 
-    # THEN the new version is used without a restart
+    # THEN the changed entry is used without a restart
     assert first is None
     assert second is not None
 
@@ -177,3 +174,16 @@ def test_best_match_keyword_forms_equivalent() -> None:
     # THEN the long form counts as the short one and the entry answers
     assert match is not None
     assert match.entry.entry_id == "kb-card"
+
+
+def test_best_match_returns_the_callers_entry() -> None:
+    # GIVEN a base that was matched once
+    best_match("社保卡丢了怎么办", BASE, THRESHOLD)
+
+    # WHEN the same entry id and version come with another answer
+    edited = SOCIAL_CARD.model_copy(update={"answer": "改过的示例答复。"})
+    match = best_match("社保卡丢了怎么办", [edited, FUND, PASS], THRESHOLD)
+
+    # THEN the match carries the answer it was given, not the one seen before
+    assert match is not None
+    assert match.entry.answer == "改过的示例答复。"

@@ -379,7 +379,12 @@ class KnowledgeRepository:
         return self.update(entry_id, content, version, actor)
 
     def upsert(self, rows: list[KnowledgeImportRow], actor: str) -> ImportResult:
-        """Create or replace each row's entry by entry_id; rows equal to the stored entry write nothing."""
+        """Create or replace each row's entry by entry_id; rows equal to the stored entry write nothing.
+
+        NOTE: each row is its own transaction. When another writer changes an entry during the import
+        (KnowledgeVersionConflictError) or DynamoDB fails, the rows before it stay written; running the
+        same import again completes it, because unchanged rows are skipped.
+        """
         created: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []

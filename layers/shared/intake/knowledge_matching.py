@@ -333,12 +333,15 @@ def _build_index(entries: Sequence[KnowledgeEntry]) -> _Index:
     return _Index(entries=tuple(indexed), weights=weights, unknown_weight=UNKNOWN_WORD_WEIGHT * rarest)
 
 
-_index_cache: dict[tuple[tuple[str, int], ...], _Index] = {}
+_IndexKey = tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]
+_index_cache: dict[_IndexKey, _Index] = {}
 
 
 def _index(entries: Sequence[KnowledgeEntry]) -> _Index:
-    """Return the index of `entries`, rebuilt only when an entry or its version changes."""
-    key = tuple((entry.entry_id, entry.version) for entry in entries)
+    """Return the index of `entries`, rebuilt only when an id, question, keyword or synonym changes."""
+    key = tuple(
+        (entry.entry_id, entry.question, tuple(entry.keywords), tuple(entry.synonyms)) for entry in entries
+    )
     found = _index_cache.get(key)
     if found is None:
         _index_cache.clear()
@@ -379,13 +382,14 @@ def score_entries(text: str, entries: Sequence[KnowledgeEntry]) -> list[Knowledg
     index = _index(entries)
     message = words_of(normalised)
     scored = []
-    for item in index.entries:
+    # The index was built from equal matching fields; the match carries the caller's entry (its answer).
+    for item, entry in zip(index.entries, entries, strict=True):
         hits = [keyword for keyword in item.keywords if keyword in normalised]
         if not hits:
             continue
         words = _mark_keywords(message, normalised, item.keywords, _keyword_marker(item.entry))
         similarity = max((_similarity(words, phrasing, index) for phrasing in item.phrasings), default=0.0)
-        scored.append(KnowledgeMatch(entry=item.entry, score=KEYWORD_BASE + (1 - KEYWORD_BASE) * similarity))
+        scored.append(KnowledgeMatch(entry=entry, score=KEYWORD_BASE + (1 - KEYWORD_BASE) * similarity))
     return sorted(scored, key=lambda match: match.score, reverse=True)
 
 
