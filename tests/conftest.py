@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,3 +157,88 @@ def drain_event_details(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
             found.append(json.loads(message["Body"])["detail"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return found
+
+
+# -- log leak check ---------------------------------------------------------------------------------------
+# Every test fails when a log line it produced names a citizen or contains a secret: a Powertools JSON line on
+# stdout or stderr, or any stdlib log record, including the local stack's worker logs that
+# devstack.function_pool forwards to the `devstack.function.*` loggers. Tests that print such values on
+# purpose (an export's output, say) are not affected, because only log lines are read.
+
+# Exact values the tests use: the stack's AppSecret and EncodingAESKey, and the official vectors' keys.
+_VECTOR_KEYS = [
+    value
+    for vector in json.loads((FIXTURES / "wechat_test_vectors.json").read_text(encoding="utf-8")).values()
+    for name, value in vector.items()
+    if name == "key"
+]
+SENSITIVE_LOG_VALUES = frozenset(
+    {DEFAULT_CREDENTIALS["app_secret"], DEFAULT_CREDENTIALS["encoding_aes_key"], *_VECTOR_KEYS}
+    # Citizen message texts of the webhook, corpus and flood tests.
+    | {"井盖丢了", "路灯不亮", "路面塌陷"}
+)
+SENSITIVE_LOG_PATTERNS = {
+    # WeChat OpenIDs are 28 characters: "o" and 27 of [A-Za-z0-9_-].
+    "OpenID": re.compile(r"(?<![A-Za-z0-9_-])o[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"),
+    # Access tokens of the WeChat emulator (devstack.wechat_emulator).
+    "access token": re.compile(r"LOCAL_[A-Za-z0-9_-]{40,}"),
+}
+_JSON_LOG_LINE = re.compile(r'^\{.*"level":\s*"[A-Z]+"')
+
+
+def find_log_leaks(text: str) -> list[str]:
+    """Return what in one log line must not be logged, each as a kind and a shortened value."""
+    found = [f"secret or message text {value[:4]}..." for value in SENSITIVE_LOG_VALUES if value in text]
+    for kind, pattern in SENSITIVE_LOG_PATTERNS.items():
+        found += [f"{kind} {match.group(0)[:6]}..." for match in pattern.finditer(text)]
+    return found
+
+
+class LogLeakScan(logging.Handler):
+    """Collects leaks from every log record and from the JSON log lines of captured output."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage() + " " + json.dumps(vars(record), default=str, ensure_ascii=False)
+        except Exception:
+            text = str(record.msg)
+        for leak in find_log_leaks(text):
+            self.leaks.append(f"log record of {record.name}: {leak}")
+
+    def scan_output(self, sections: list[tuple[str, str]], when: str) -> None:
+        for title, content in sections:
+            if not title.endswith(f" {when}") or "Captured log" in title:
+                continue
+            for line in content.splitlines():
+                if _JSON_LOG_LINE.match(line):
+                    self.leaks += [f"{title.lower()}: {leak}" for leak in find_log_leaks(line)]
+
+    def take(self) -> list[str]:
+        leaks, self.leaks = self.leaks, []
+        return leaks
+
+
+_LOG_LEAK_SCAN = LogLeakScan()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(_LOG_LEAK_SCAN)
+    # Forwarded worker logs are INFO; without this level the root logger would never see them.
+    logging.getLogger("devstack.function").setLevel(logging.INFO)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    _LOG_LEAK_SCAN.scan_output(report.sections, report.when)
+    leaks = _LOG_LEAK_SCAN.take()
+    if leaks and report.outcome != "skipped":
+        report.outcome = "failed"
+        report.longrepr = "log lines contain an OpenID, a message text, a token or a secret:\n" + "\n".join(
+            sorted(set(leaks))
+        )
