@@ -30,18 +30,19 @@ from devstack.reliability.scenario import PlannedPush, Scenario, build_scenario
 from devstack.runner import LocalStack, LocalStackConfig
 from devstack.wechat_emulator import MEDIA_KINDS, SAMPLE_MEDIA
 
-# Shorter timeouts than the template's 30 s and 120 s, and visibility timeouts shortened to match,
-# so that a batch that fails or whose worker was killed comes back within seconds instead of the
-# template's 180-720 s. Each visibility timeout stays above its function's timeout, as Lambda
-# requires: a shorter one would redeliver records whose idempotency record is still in progress.
-# The values allow for a busy 2-core machine, where a batch of 10 can take over 10 s.
+# Visibility timeouts shortened from the template's 180 s and 720 s, so that a batch that failed or
+# whose worker was killed comes back within a minute or two. Each one stays above its function's
+# timeout, as Lambda requires: a shorter one would deliver records again while their idempotency
+# record is still in progress. The function timeouts are twice the template's (30 s and 120 s),
+# because a batch of 10 pushes can take over 20 s on a busy 2-core machine, while in Lambda it takes
+# well under a second.
 FUNCTION_TIMEOUTS = {
     "MessageIngestFunction": 8,
-    "TicketWriteFunction": 20,
-    "ReplyPushFunction": 20,
-    "MediaStoreFunction": 40,
+    "TicketWriteFunction": 60,
+    "ReplyPushFunction": 60,
+    "MediaStoreFunction": 120,
 }
-VISIBILITY_TIMEOUTS = {"InboundQueue": 24, "OutboundQueue": 24, "MediaQueue": 48}
+VISIBILITY_TIMEOUTS = {"InboundQueue": 72, "OutboundQueue": 72, "MediaQueue": 144}
 # Lambda runs a FIFO queue's batches in parallel, up to one per message group; one local poller per
 # queue processes about 1 push per second on a busy 2-core machine, too slow for 2,000 pushes.
 SQS_POLLERS = 4
@@ -67,7 +68,9 @@ class RunOptions:
     aws_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AWS_RATES))
     wechat_fault_interval: float = 1.0
     sender_threads: int = 24
-    settle_timeout: float = 900.0
+    settle_timeout: float = 1200.0
+    function_timeouts: dict[str, int] = field(default_factory=lambda: dict(FUNCTION_TIMEOUTS))
+    visibility_timeouts: dict[str, int] = field(default_factory=lambda: dict(VISIBILITY_TIMEOUTS))
 
 
 @dataclass
@@ -137,9 +140,9 @@ def stack_config(options: RunOptions) -> LocalStackConfig:
         message_mode="plain",
         schedules=False,
         run_schedules_at_start=False,
-        function_timeouts=dict(FUNCTION_TIMEOUTS),
+        function_timeouts=dict(options.function_timeouts),
         sqs_pollers=SQS_POLLERS,
-        queue_visibility_timeouts=dict(VISIBILITY_TIMEOUTS),
+        queue_visibility_timeouts=dict(options.visibility_timeouts),
         function_environment=dict(FUNCTION_ENVIRONMENT),
         aws_fault_plan=FaultPlan(rates=options.aws_rates, seed=options.seed),
     )

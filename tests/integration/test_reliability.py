@@ -19,6 +19,12 @@ from devstack.runner import LocalStack
 
 pytestmark = pytest.mark.integration
 
+# Shorter than the full run's, so that a killed batch comes back within 24 s and the run stays under
+# 3 minutes; 120 pushes keep each batch well inside these timeouts.
+FUNCTION_TIMEOUTS = {"MessageIngestFunction": 8, "TicketWriteFunction": 20, "ReplyPushFunction": 20,
+                     "MediaStoreFunction": 40}  # fmt: skip
+VISIBILITY_TIMEOUTS = {"InboundQueue": 24, "OutboundQueue": 24, "MediaQueue": 48}
+
 
 def _break_invariants(stack: LocalStack, scenario: Scenario, broken: list[Findings]) -> None:
     """Delete one stored text message and send one delivered notice a second time, then check again."""
@@ -41,7 +47,15 @@ def _break_invariants(stack: LocalStack, scenario: Scenario, broken: list[Findin
 def reliability_run() -> tuple[RunResult, Findings]:
     broken: list[Findings] = []
     result = run(
-        RunOptions(pushes=120, citizens=24, seed=7, kills=3, settle_timeout=150),
+        RunOptions(
+            pushes=120,
+            citizens=24,
+            seed=7,
+            kills=3,
+            settle_timeout=150,
+            function_timeouts=FUNCTION_TIMEOUTS,
+            visibility_timeouts=VISIBILITY_TIMEOUTS,
+        ),
         inspect=lambda stack, scenario: _break_invariants(stack, scenario, broken),
     )
     return result, broken[0]
