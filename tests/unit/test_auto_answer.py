@@ -136,7 +136,7 @@ def test_auto_answer_handoff_submits_ticket(
     assert stored["auto_answer"]["entry_id"] == "kb-0001"
     handoff = [item for item in driver.items_of_type("history") if item["entry_type"] == "action:handoff"]
     assert [entry["detail"]["reason"] for entry in handoff] == [reason]
-    # AND the citizen gets the normal acknowledgement, and the profile forgets the answer
+    # AND the citizen gets the normal acknowledgement, and the profile no longer names the ticket
     notices = events.details("CitizenNoticeRequested")
     assert notices[-1]["kind"] == "acknowledgement"
     assert ticket_id in notices[-1]["text"]
