@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from devstack.wechat_emulator import Fault, WeChatEmulator, start_emulator
+from intake import clock
 from tests.unit.staff_api_events import CALLER_ARN, rest_event
 
 SCHEDULED_EVENT = {
@@ -195,6 +197,54 @@ def test_announcement_no_answer_keeps_slot_and_retry_is_not_sent_twice(
     assert published["status"] == "published"
     assert published["sends"][-1]["errcode"] == 45065
     assert len(emulator.state.mass_sends) == 1
+
+
+def _leave_in_sending(table: Any, announcement_id: str, seconds_ago: float) -> None:
+    """Leave the announcement as a publish that died after its claim does: `sending`, one slot taken."""
+    claimed_at = time.time() - seconds_ago
+    table.update_item(
+        Key={"PK": "ANNOUNCEMENT", "SK": f"ANN#{announcement_id}"},
+        UpdateExpression="SET #status = :sending, updated_at = :at",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":sending": "sending", ":at": clock.iso_utc(claimed_at)},
+    )
+    month = clock.china_datetime(claimed_at).strftime("%Y%m")
+    table.put_item(
+        Item={"PK": f"MASS_SEND_QUOTA#{month}", "SK": "COUNTER", "item_type": "mass_send_quota", "used": 1}
+    )
+
+
+def test_announcement_stale_sending_is_taken_over_without_a_second_slot(
+    staff_api: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN a publish that claimed the announcement ten minutes ago and died before WeChat answered
+    draft = create(staff_api, lambda_context)
+    _leave_in_sending(table, draft["announcement_id"], seconds_ago=600)
+
+    # WHEN staff publish again
+    status, published = publish(staff_api, lambda_context, draft["announcement_id"])
+
+    # THEN it is sent once, with the slot the dead publish took and no second one
+    assert status == 200
+    assert published["status"] == "published"
+    assert len(emulator.state.mass_sends) == 1
+    assert quota_used(table) == 1
+
+
+def test_announcement_fresh_sending_is_409(
+    staff_api: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN a publish that claimed the announcement ten seconds ago and may still be running
+    draft = create(staff_api, lambda_context)
+    _leave_in_sending(table, draft["announcement_id"], seconds_ago=10)
+
+    # WHEN staff publish again
+    status, body = publish(staff_api, lambda_context, draft["announcement_id"])
+
+    # THEN it is refused and WeChat is not called
+    assert status == 409
+    assert body["code"] == "conflict"
+    assert mass_send_calls(emulator) == []
 
 
 def test_announcement_invalid_body_is_400_and_stores_nothing(

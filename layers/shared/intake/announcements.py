@@ -16,6 +16,11 @@ WeChat's response decides what happens to the reserved slot:
   answers with 45065 instead of sending twice;
 - no access token (token-refresh has not stored one): nothing was sent, the slot is given back.
 
+A publish that died between the claim and the record (the function timed out or crashed) leaves the
+announcement in `sending` with its slot taken. Once it has been `sending` for STALE_SENDING_SECONDS,
+far longer than the staff API's timeout, publishing again takes it over without a second slot and
+sends the same `clientmsgid`, so WeChat never sends it twice.
+
 Every attempt appends a record (msg_id, errcode, errmsg, at, who) to the announcement's `sends`.
 Items: `PK=ANNOUNCEMENT`, `SK=ANN#{announcement_id}`; the id starts with the creation time, so a
 query on the partition lists the newest first.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -52,6 +58,9 @@ MAX_TEXT_BYTES = 2048
 
 AnnouncementStatus = Literal["draft", "sending", "published", "failed"]
 PUBLISHABLE = ("draft", "failed")
+# After this long in `sending` the publish that claimed it has certainly ended (the staff API's
+# timeout is seconds), so a new publish may take the announcement over.
+STALE_SENDING_SECONDS = 300
 
 
 class NewAnnouncement(BaseModel):
@@ -84,6 +93,7 @@ class Announcement(BaseModel):
     status: AnnouncementStatus
     created_at: str
     created_by: str
+    updated_at: str | None = None
     published_at: str | None = None
     msg_id: str | None = None
     sends: list[SendRecord] = Field(default_factory=list)
@@ -123,6 +133,14 @@ class AnnouncementTooLongError(ValueError):
     def __init__(self, size: int) -> None:
         self.size = size
         super().__init__(f"announcement is {size} bytes in UTF-8, a text mass send takes {MAX_TEXT_BYTES}")
+
+
+def _stale_sending_claim(announcement: Announcement, at: float) -> float | None:
+    """Return when a `sending` announcement was claimed, if that is STALE_SENDING_SECONDS ago or more."""
+    if announcement.status != "sending" or announcement.updated_at is None:
+        return None
+    claimed_at = datetime.fromisoformat(announcement.updated_at).timestamp()
+    return claimed_at if at - claimed_at >= STALE_SENDING_SECONDS else None
 
 
 def announcement_sk(announcement_id: str) -> str:
@@ -255,10 +273,16 @@ class AnnouncementStore:
         all before WeChat is called.
         """
         announcement = self.get(announcement_id)
-        if announcement.status not in PUBLISHABLE:
+        claimed_at = _stale_sending_claim(announcement, at)
+        if claimed_at is not None:
+            # The slot taken by the publish that died is still held; this attempt uses it.
+            month = china_month(claimed_at)
+            self._take_over(announcement, at)
+        elif announcement.status in PUBLISHABLE:
+            month = china_month(at)
+            self._claim(announcement, month, at)
+        else:
             raise AnnouncementNotPublishableError(announcement_id, announcement.status)
-        month = china_month(at)
-        self._claim(announcement, month, at)
         outcome = send_to_all(call_json, announcement)
         record = SendRecord(
             msg_id=outcome.msg_id,
@@ -323,6 +347,30 @@ class AnnouncementStore:
                 raise MassSendQuotaUsedError(month, self._monthly_quota) from err
             current = self.get(announcement.announcement_id)
             raise AnnouncementNotPublishableError(announcement.announcement_id, current.status) from err
+
+    def _take_over(self, announcement: Announcement, at: float) -> None:
+        """Claim a stale `sending` announcement, unless another publish took it over first."""
+        try:
+            self._table.update_item(
+                Key={"PK": ANNOUNCEMENT_PK, "SK": announcement_sk(announcement.announcement_id)},
+                UpdateExpression="SET updated_at = :at",
+                ConditionExpression="#status = :sending AND updated_at = :seen",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":at": clock.iso_utc(at),
+                    ":sending": "sending",
+                    ":seen": announcement.updated_at,
+                },
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            current = self.get(announcement.announcement_id)
+            raise AnnouncementNotPublishableError(announcement.announcement_id, current.status) from err
+        logger.warning(
+            "stale announcement send taken over",
+            extra={"announcement_id": announcement.announcement_id, "claimed_at": announcement.updated_at},
+        )
 
     def _release_slot(self, month: str, exhausted: bool) -> None:
         """Give the reserved slot back after a refusal; WeChat's 45028 means the month is used up."""
