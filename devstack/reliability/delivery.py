@@ -58,9 +58,12 @@ def _accepted(response: requests.Response) -> bool:
 class Deliverer:
     """Posts pushes to one local stack's webhook."""
 
-    def __init__(self, stack: LocalStack, threads: int = 24) -> None:
+    def __init__(self, stack: LocalStack, threads: int = 24, max_backlog: int | None = None) -> None:
         self._stack = stack
         self._threads = threads
+        self._max_backlog = max_backlog
+        self._backlog = 0
+        self._backlog_read_at = 0.0
         self._local = threading.local()
         self._lock = threading.Lock()
         self._delivered = 0
@@ -107,6 +110,28 @@ class Deliverer:
             return False
         return _accepted(response)
 
+    def _wait_for_backlog(self) -> None:
+        """Wait while the inbound queue holds more than `max_backlog` messages (read at most twice a second).
+
+        moto's SQS slows down as a FIFO queue grows, and every other call to moto with it, so a
+        backlog of thousands of pushes would measure moto rather than the functions.
+        """
+        if self._max_backlog is None:
+            return
+        assert self._stack.stack is not None
+        while True:
+            with self._lock:
+                if time.monotonic() - self._backlog_read_at > 0.5:
+                    attributes = self._stack.stack.client("sqs").get_queue_attributes(
+                        QueueUrl=self._stack.stack.ref("InboundQueue"),
+                        AttributeNames=["ApproximateNumberOfMessages"],
+                    )["Attributes"]
+                    self._backlog = int(attributes["ApproximateNumberOfMessages"])
+                    self._backlog_read_at = time.monotonic()
+                if self._backlog <= self._max_backlog:
+                    return
+            time.sleep(0.5)
+
     def deliver(self, push: PlannedPush) -> None:
         """Deliver one push `repeats` times, concurrently or in sequence, then until it is accepted."""
         self._register(push)
@@ -138,6 +163,7 @@ class Deliverer:
 
         def citizen(pushes: list[PlannedPush]) -> None:
             for push in pushes:
+                self._wait_for_backlog()
                 self.deliver(push)
 
         with ThreadPoolExecutor(max_workers=self._threads) as pool:

@@ -46,6 +46,8 @@ VISIBILITY_TIMEOUTS = {"InboundQueue": 72, "OutboundQueue": 72, "MediaQueue": 14
 # Lambda runs a FIFO queue's batches in parallel, up to one per message group; one local poller per
 # queue processes about 1 push per second on a busy 2-core machine, too slow for 2,000 pushes.
 SQS_POLLERS = 4
+# Pushes waiting on the inbound queue before the senders pause (see Deliverer._wait_for_backlog).
+MAX_INBOUND_BACKLOG = 80
 # reply-push backs off from 30 s (NOTICE_RETRY_BASE_SECONDS) after a transient WeChat error.
 FUNCTION_ENVIRONMENT = {"NOTICE_RETRY_BASE_SECONDS": "3"}
 DEAD_LETTER_QUEUES = {
@@ -149,7 +151,7 @@ def stack_config(options: RunOptions) -> LocalStackConfig:
 
 
 def _deliver(stack: LocalStack, scenario: Scenario, threads: int) -> None:
-    deliverer = Deliverer(stack, threads)
+    deliverer = Deliverer(stack, threads, max_backlog=MAX_INBOUND_BACKLOG)
     for mode in ("plain", "safe"):
         if stack.config.message_mode != mode:
             stack.update_parameters(MessageMode=mode)
