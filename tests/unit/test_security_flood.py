@@ -62,7 +62,8 @@ def test_flood_one_ticket_one_acknowledgement(driver: TicketWriteDriver) -> None
     ticket_id = tickets[0]["ticket_id"]
     assert len(driver.messages(ticket_id)) == FLOOD_SIZE
     assert len(driver.items_of_type("message")) == FLOOD_SIZE
-    # AND the citizen received at most one acknowledgement
+    # AND the citizen received exactly one acknowledgement, for the ticket it opened
     acknowledgements = [notice for notice in notices if notice["kind"] == "acknowledgement"]
-    assert len(acknowledgements) <= 1
+    assert len(acknowledgements) == 1
+    assert acknowledgements[0]["ticket_id"] == ticket_id
     assert all(notice["open_id"] == open_id for notice in notices)
