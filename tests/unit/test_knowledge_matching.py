@@ -63,6 +63,26 @@ def test_best_match_rejects_complaints(text: str) -> None:
     assert match is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "公积金提取被拒绝了凭什么",
+        "我的社保卡被人冒用了怎么办",
+        "社保卡被别人盗用了怎么补办",
+        "离职提取公积金，申请被驳回了",
+        "港澳通行证续签在哪里办被多收费",
+        "港澳通行证在哪里办，中介骗了我两千块",
+    ],
+)
+def test_best_match_refuses_grievances(text: str) -> None:
+    # GIVEN a base whose keywords and question words appear in the message
+    # WHEN the message is a grievance (a refusal, misuse of identity, obstruction, fraud) phrased as a question
+    match = best_match(text, BASE, THRESHOLD)
+
+    # THEN it is not answered: an automatic answer would close the complaint before a department sees it
+    assert match is None
+
+
 def test_best_match_refuses_a_negated_subject() -> None:
     # GIVEN a citizen who says the question is NOT about the social security card
     text = "我不是问社保卡，是问社保断缴了怎么补交"

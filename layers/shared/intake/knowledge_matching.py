@@ -8,6 +8,8 @@ and the words of its question or one of its synonyms, each word weighted by how 
 does not match "社保卡怎么办理" even before the complaint check. The match is refused when:
 
 - the message reports or complains (投诉, 举报, 态度差, ...): it must reach a department;
+- the message is a grievance about a service (凭什么, 被拒, 冒用, 乱贴, 太慢, ...): an automatic answer
+  would close it unless the citizen asks for a person, so it might never reach a department;
 - the message negates the subject ("不是问社保卡") or names a city other than Dongguan;
 - the best entry is below the threshold, or a different entry scores nearly as high (ambiguous).
 """
@@ -195,6 +197,58 @@ COMPLAINT_MARKERS = (
     "堵塞",
 )
 
+# A message with one of these is a grievance about a service (a refusal, misuse of the citizen's
+# identity, an unfair charge or a delay): it asks for redress, not for the procedure, even when it is
+# phrased as a question ("公积金提取被拒绝了凭什么").
+GRIEVANCE_MARKERS = (
+    "凭什么",
+    "凭啥",
+    "被拒",
+    "拒绝了",
+    "拒绝我",
+    "拒办",
+    "驳回",
+    "不批",
+    "冒用",
+    "冒名",
+    "冒领",
+    "顶替",
+    "盗用",
+    "盗刷",
+    "被盗",
+    "乱收",
+    "乱贴",
+    "乱罚",
+    "乱扣",
+    "多收",
+    "强制收费",
+    "不给办",
+    "不让办",
+    "不给我",
+    "推诿",
+    "推脱",
+    "刁难",
+    "为难",
+    "欺骗",
+    "骗",
+    "太慢",
+    "一直不",
+    "一直没",
+    "一直拖",
+    "拖着",
+    "没人管",
+    "没人理",
+    "不理人",
+    "不合理",
+    "不讲理",
+    "弄丢",
+    "搞丢",
+    "算错",
+    "谁来负责",
+    "跑了好几趟",
+    "跑了几趟",
+)
+
 # Phrases that negate the subject that follows them.
 NEGATION_MARKERS = ("不是问", "不是要", "不是说", "不是想", "不想问", "不是关于", "不办", "不想办", "不用办")
 
@@ -367,6 +421,8 @@ def refusal_reason(text: str) -> str | None:
     """Return why a normalised message must not be answered from the base at all, or None."""
     if any(marker in text for marker in COMPLAINT_MARKERS):
         return "complaint"
+    if any(marker in text for marker in GRIEVANCE_MARKERS):
+        return "grievance"
     if any(marker in text for marker in NEGATION_MARKERS):
         return "negation"
     if any(place in text for place in OTHER_PLACES):
