@@ -180,6 +180,8 @@ SENSITIVE_LOG_VALUES = frozenset(
 SENSITIVE_LOG_PATTERNS = {
     # WeChat OpenIDs are 28 characters: "o" and 27 of [A-Za-z0-9_-].
     "OpenID": re.compile(r"(?<![A-Za-z0-9_-])o[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"),
+    # The shorter OpenIDs the tests make up ("oCitizen0001", "oStale"): "o", a capital, then more of an id.
+    "test OpenID": re.compile(r"(?<![A-Za-z0-9_-])o[A-Z][A-Za-z0-9_-]{2,}(?![A-Za-z0-9_-])"),
     # Access tokens of the WeChat emulator (devstack.wechat_emulator).
     "access token": re.compile(r"LOCAL_[A-Za-z0-9_-]{40,}"),
 }

@@ -33,8 +33,9 @@ OPEN_ID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY"
             {"level": "WARNING", "message": "text", "content": "市民说：井盖丢了"}, ensure_ascii=False
         ),
         json.dumps({"level": "INFO", "key": DEFAULT_CREDENTIALS["encoding_aes_key"]}),
+        json.dumps({"level": "INFO", "message": "draft opened", "open_id": "oCitizen0001"}),
     ],
-    ids=["openid", "app-secret", "access-token", "message-text", "encoding-aes-key"],
+    ids=["openid", "app-secret", "access-token", "message-text", "encoding-aes-key", "short-test-openid"],
 )
 def test_log_leak_found_in_json_line(line: str) -> None:
     # GIVEN a Powertools JSON log line that names a citizen or contains a secret
