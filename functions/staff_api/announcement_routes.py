@@ -149,6 +149,12 @@ def get_announcement(
 
 @router.post(
     "/announcements/<announcement_id>/publish",
+    description=(
+        "Mass-send the announcement to every follower. `published` means WeChat accepted the send job; "
+        "WeChat reports the job's result later in a MASSSENDJOBFINISH event, which this backend does not "
+        "record yet. A send without an answer is `failed` and keeps its monthly slot (`held_slot_month`); "
+        "publishing it again that month reuses the slot, and WeChat does not send it twice."
+    ),
     responses={200: {"description": "The announcement with the recorded send"}, **_ERRORS},
 )
 def publish_announcement(

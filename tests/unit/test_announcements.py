@@ -190,12 +190,41 @@ def test_announcement_no_answer_keeps_slot_and_retry_is_not_sent_twice(
     used_after_no_answer = quota_used(table)
     _, published = publish(staff_api, lambda_context, draft["announcement_id"])
 
-    # THEN the slot stays taken, and WeChat recognised the retry by its clientmsgid (45065)
+    # THEN the slot stays taken and is recorded on the announcement
     assert uncertain["status"] == "failed"
     assert [send["errcode"] for send in uncertain["sends"]] == [None]
     assert used_after_no_answer == 1
+    assert uncertain["held_slot_month"] == clock.china_datetime(time.time()).strftime("%Y%m")
+    # AND WeChat recognised the retry by its clientmsgid (45065), naming the earlier send's msg_id
     assert published["status"] == "published"
     assert published["sends"][-1]["errcode"] == 45065
+    assert published["msg_id"] == "42"
+    assert published["held_slot_month"] is None
+    assert len(emulator.state.mass_sends) == 1
+    # AND the retry reused the held slot: one send, one slot
+    assert quota_used(table) == 1
+
+
+def test_announcement_refused_retry_of_uncertain_send_keeps_the_held_slot(
+    staff_api: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
+) -> None:
+    # GIVEN a publish without an answer, and WeChat busy for the retry
+    draft = create(staff_api, lambda_context)
+    emulator.state.add_fault(Fault(api="message/mass/sendall", http_status=503))
+    emulator.state.add_fault(Fault(api="message/mass/sendall", errcode=-1))
+
+    # WHEN staff publish three times
+    publish(staff_api, lambda_context, draft["announcement_id"])
+    _, refused = publish(staff_api, lambda_context, draft["announcement_id"])
+    used_after_refusal = quota_used(table)
+    _, published = publish(staff_api, lambda_context, draft["announcement_id"])
+
+    # THEN the refusal keeps the held slot (the first attempt may have gone out) and no attempt takes another
+    assert [send["errcode"] for send in refused["sends"]] == [None, -1]
+    assert refused["held_slot_month"] is not None
+    assert used_after_refusal == 1
+    assert published["status"] == "published"
+    assert quota_used(table) == 1
     assert len(emulator.state.mass_sends) == 1
 
 

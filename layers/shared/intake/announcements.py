@@ -6,15 +6,25 @@ slot of the monthly counter `PK=MASS_SEND_QUOTA#{YYYYMM}`, `SK=COUNTER`. So of t
 publishing at once only one sends, and a fifth send in a month is rejected before WeChat is called.
 WeChat's response decides what happens to the reserved slot:
 
-- sent (errcode 0, or 45065: WeChat already has a send with this `clientmsgid`): the slot stays used
-  and the announcement is `published`;
+- sent (errcode 0, or 45065: WeChat already has a send with this `clientmsgid`, and its answer names
+  that send's `msg_id`): the slot stays used and the announcement is `published`;
 - refused with an errcode (for example 45028, no quota left at WeChat): nothing reached the
   followers, so the slot is given back (45028 instead marks the month as used up) and the
   announcement is `failed`, to publish again later;
-- no answer (timeout, HTTP 5xx): WeChat may have sent it, so the slot stays used and the announcement
-  is `failed`; publishing again sends the same `clientmsgid` (the announcement id), which WeChat
-  answers with 45065 instead of sending twice;
+- no answer (timeout, HTTP 5xx): WeChat may have sent it, so the slot stays used, the announcement
+  is `failed` and records the slot's month in `held_slot_month`. Publishing again in that month
+  reuses the held slot instead of taking a second one, and sends the same `clientmsgid` (the
+  announcement id), which WeChat answers with 45065 instead of sending twice. A retry in a later
+  month takes a slot of that month (the held one stays counted: the first attempt may have gone out);
 - no access token (token-refresh has not stored one): nothing was sent, the slot is given back.
+
+A retry that reuses a held slot and is refused keeps the slot and `held_slot_month`: the earlier
+attempt without an answer may still have reached the followers.
+
+`published` means WeChat accepted the send job, not that every follower received it: WeChat reports
+the job's result later in a MASSSENDJOBFINISH event push.
+NOTE: this backend does not record MASSSENDJOBFINISH yet, so the final result of a send (how many
+followers got it) is only visible in the WeChat admin console.
 
 A publish that died between the claim and the record (the function timed out or crashed) leaves the
 announcement in `sending` with its slot taken. Once it has been `sending` for STALE_SENDING_SECONDS,
@@ -90,12 +100,22 @@ class Announcement(BaseModel):
     title: str
     text: str
     link: str | None
-    status: AnnouncementStatus
+    status: AnnouncementStatus = Field(
+        description=(
+            "`published`: WeChat accepted the mass-send job; its final result (how many followers got it) "
+            "arrives later as a MASSSENDJOBFINISH event, which this backend does not record yet"
+        )
+    )
     created_at: str
     created_by: str
     updated_at: str | None = None
     published_at: str | None = None
     msg_id: str | None = None
+    # YYYYMM of the monthly slot an attempt without an answer still holds; a retry that month reuses it.
+    held_slot_month: str | None = Field(
+        default=None,
+        description="YYYYMM of the monthly slot an unanswered send still holds; a retry that month reuses it",
+    )
     sends: list[SendRecord] = Field(default_factory=list)
 
     @classmethod
@@ -198,7 +218,11 @@ def send_to_all(call_json: CallJson, announcement: Announcement) -> SendOutcome:
     try:
         answer = call_json("POST", MASS_SEND_PATH, payload=mass_send_payload(announcement))
     except WeChatApiError as err:
-        return SendOutcome(msg_id=None, errcode=err.errcode, errmsg=err.errmsg)
+        # 45065 names the msg_id of the earlier send with this clientmsgid.
+        earlier = err.answer.get("msg_id") if err.errcode == CLIENT_MSG_ID_EXISTS_ERRCODE else None
+        return SendOutcome(
+            msg_id=str(earlier) if earlier is not None else None, errcode=err.errcode, errmsg=err.errmsg
+        )
     except (WeChatTransportError, WeChatProtocolError) as err:
         logger.warning(
             "mass send got no usable answer",
@@ -274,13 +298,19 @@ class AnnouncementStore:
         """
         announcement = self.get(announcement_id)
         claimed_at = _stale_sending_claim(announcement, at)
+        # Whether this attempt uses a slot that an earlier attempt, which may have gone out, took.
+        reuses_slot = True
         if claimed_at is not None:
             # The slot taken by the publish that died is still held; this attempt uses it.
             month = china_month(claimed_at)
             self._take_over(announcement, at)
+        elif announcement.status == "failed" and announcement.held_slot_month == china_month(at):
+            month = announcement.held_slot_month
+            self._reclaim(announcement, month, at)
         elif announcement.status in PUBLISHABLE:
             month = china_month(at)
             self._claim(announcement, month, at)
+            reuses_slot = False
         else:
             raise AnnouncementNotPublishableError(announcement_id, announcement.status)
         outcome = send_to_all(call_json, announcement)
@@ -292,9 +322,12 @@ class AnnouncementStore:
             actor=actor,
             caller=caller,
         )
-        if not outcome.sent and not outcome.uncertain:
+        refused = not outcome.sent and not outcome.uncertain
+        # After a refusal the slot is still held when an earlier attempt may have gone out.
+        holds_slot = outcome.uncertain or (refused and reuses_slot)
+        if refused and (not reuses_slot or outcome.errcode == NO_QUOTA_ERRCODE):
             self._release_slot(month, exhausted=outcome.errcode == NO_QUOTA_ERRCODE)
-        updated = self._record(announcement, record, outcome)
+        updated = self._record(announcement, record, outcome, month if holds_slot else None)
         logger.info(
             "announcement publish attempted",
             extra={
@@ -302,9 +335,35 @@ class AnnouncementStore:
                 "status": updated.status,
                 "errcode": outcome.errcode,
                 "msg_id": outcome.msg_id,
+                "held_slot_month": updated.held_slot_month,
             },
         )
         return updated
+
+    def _reclaim(self, announcement: Announcement, month: str, at: float) -> None:
+        """Move a `failed` announcement that holds `month`'s slot to `sending`, without a second slot."""
+        try:
+            self._table.update_item(
+                Key={"PK": ANNOUNCEMENT_PK, "SK": announcement_sk(announcement.announcement_id)},
+                UpdateExpression="SET #status = :sending, updated_at = :at",
+                ConditionExpression="#status = :failed AND held_slot_month = :month",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":sending": "sending",
+                    ":failed": "failed",
+                    ":month": month,
+                    ":at": clock.iso_utc(at),
+                },
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            current = self.get(announcement.announcement_id)
+            raise AnnouncementNotPublishableError(announcement.announcement_id, current.status) from err
+        logger.info(
+            "announcement retry reuses its held slot",
+            extra={"announcement_id": announcement.announcement_id, "month": month},
+        )
 
     def _claim(self, announcement: Announcement, month: str, at: float) -> None:
         """Move the announcement to `sending` and take one slot of the month, in one transaction."""
@@ -389,7 +448,13 @@ class AnnouncementStore:
             ExpressionAttributeValues={":minus_one": -1, ":zero": 0},
         )
 
-    def _record(self, announcement: Announcement, record: SendRecord, outcome: SendOutcome) -> Announcement:
+    def _record(
+        self,
+        announcement: Announcement,
+        record: SendRecord,
+        outcome: SendOutcome,
+        held_slot_month: str | None,
+    ) -> Announcement:
         status: AnnouncementStatus = "published" if outcome.sent else "failed"
         values: dict[str, Any] = {
             ":status": status,
@@ -403,8 +468,15 @@ class AnnouncementStore:
             "sends = list_append(if_not_exists(sends, :empty), :sends)"
         )
         if outcome.sent:
-            expression += ", published_at = :at, msg_id = :msg_id"
+            expression += ", published_at = :at"
+        if outcome.sent and outcome.msg_id is not None:
+            expression += ", msg_id = :msg_id"
             values[":msg_id"] = outcome.msg_id
+        if held_slot_month is not None:
+            expression += ", held_slot_month = :month"
+            values[":month"] = held_slot_month
+        else:
+            expression += " REMOVE held_slot_month"
         response = self._table.update_item(
             Key={"PK": ANNOUNCEMENT_PK, "SK": announcement_sk(announcement.announcement_id)},
             UpdateExpression=expression,

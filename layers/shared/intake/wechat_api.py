@@ -48,10 +48,12 @@ UPLOAD_MEDIA_TYPES = frozenset({"image", "voice", "video", "thumb"})
 class WeChatApiError(Exception):
     """WeChat answered with `errcode` != 0. `errmsg` is WeChat's text and never contains the token."""
 
-    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
+    def __init__(self, errcode: int, errmsg: str, path: str, answer: dict[str, Any] | None = None) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.path = path
+        # The whole JSON answer: some errors carry data (45065 on a mass send names the earlier msg_id).
+        self.answer = answer or {}
         super().__init__(f"WeChat API {path} returned errcode {errcode}: {errmsg}")
 
     @property
@@ -130,7 +132,7 @@ def error_from_answer(document: dict[str, Any], path: str) -> WeChatApiError | N
         return WeChatApiError(-2, f"non-numeric errcode {errcode!r}", path)
     if errcode == 0:
         return None
-    return WeChatApiError(errcode, str(document.get("errmsg", "")), path)
+    return WeChatApiError(errcode, str(document.get("errmsg", "")), path, answer=document)
 
 
 class WeChatHttp:
