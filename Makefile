@@ -21,7 +21,7 @@ help:
 	@echo "make typecheck  mypy on the shared package"
 	@echo "make build  sam build without Docker"
 	@echo "make bench  run the benchmarks and rewrite BENCHMARKS.md"
-	@echo "make reliability  fault-injection run on the local stack; rewrites RELIABILITY.md (SEED=2026)"
+	@echo "make reliability  fault-injection run on the local stack (4 shards); rewrites RELIABILITY.md (SEED=2026)"
 	@echo "make test-corpus  run the malformed-input corpus, property and security tests"
 	@echo "make fuzz   fuzz the webhook's signature, decryption and XML path (FUZZ_SECONDS=60)"
 
@@ -93,7 +93,7 @@ bench: $(STAMP)
 
 SEED ?= 2026
 reliability: $(STAMP)
-	$(BIN)/python -m devstack.reliability --pushes 2000 --citizens 200 --seed $(SEED) --kills 9 --report RELIABILITY.md
+	$(BIN)/python -m devstack.reliability --pushes 2000 --citizens 200 --shards 4 --seed $(SEED) --kills 12 --report RELIABILITY.md
 
 ci: lint typecheck build test
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from devstack.reliability.harness import RunOptions, figures, run
-from devstack.reliability.report import render
+from devstack.reliability.report import render, render_shards
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--citizens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kills", type=int, default=6, help="function workers to SIGKILL during the run")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="split the pushes, citizens and kills into this many runs, each on a fresh local stack "
+        "with seed, seed+1, ... (moto slows down as its tables and queues grow)",
+    )
     parser.add_argument("--report", type=Path, help="write the Markdown report to this file")
     arguments = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the local stack stops its workers and moto on the way out.
@@ -28,14 +35,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("devstack.function").setLevel(logging.ERROR)
     logging.getLogger("devstack.reliability").setLevel(logging.INFO)
 
-    result = run(RunOptions(arguments.pushes, arguments.citizens, arguments.seed, kills=arguments.kills))
-    values = figures(result)
-    print(json.dumps(values, ensure_ascii=False, indent=2))
-    for problem in result.findings.problems:
-        print(f"problem: {problem}")
+    shards = max(1, arguments.shards)
+    results = [
+        run(
+            RunOptions(
+                arguments.pushes // shards,
+                arguments.citizens // shards,
+                arguments.seed + index,
+                kills=arguments.kills // shards,
+            )
+        )
+        for index in range(shards)
+    ]
+    shard_figures = [figures(result) for result in results]
+    values = {
+        name: sum(figure[name] for figure in shard_figures)
+        for name in ("lost", "duplicated", "dead_letters_after_redrive")
+    }
+    print(json.dumps(shard_figures, ensure_ascii=False, indent=2))
+    for result in results:
+        for problem in result.findings.problems:
+            print(f"problem: {problem}")
     if arguments.report is not None:
         command = "python -m devstack.reliability " + shlex.join(sys.argv[1:] if argv is None else argv)
-        arguments.report.write_text(render(result, command), encoding="utf-8")
+        text = render(results[0], command) if shards == 1 else render_shards(results, command)
+        arguments.report.write_text(text, encoding="utf-8")
     ok = values["lost"] == 0 and values["duplicated"] == 0 and values["dead_letters_after_redrive"] == 0
     return 0 if ok else 1
 

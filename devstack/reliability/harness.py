@@ -49,7 +49,7 @@ SQS_POLLERS = 4
 # Pushes waiting on the inbound queue before the senders pause (see Deliverer._wait_for_backlog).
 MAX_INBOUND_BACKLOG = 80
 # reply-push backs off from 30 s (NOTICE_RETRY_BASE_SECONDS) after a transient WeChat error.
-FUNCTION_ENVIRONMENT = {"NOTICE_RETRY_BASE_SECONDS": "3"}
+FUNCTION_ENVIRONMENT = {"NOTICE_RETRY_BASE_SECONDS": "3", "MEDIA_RETRY_BASE_SECONDS": "3"}
 DEAD_LETTER_QUEUES = {
     "InboundDeadLetterQueue": "InboundQueue",
     "MediaDeadLetterQueue": "MediaQueue",

@@ -13,15 +13,82 @@ def _table(rows: list[tuple[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _outcome(values: dict[str, object]) -> str:
+    clean = values["lost"] == 0 and values["duplicated"] == 0 and values["dead_letters_after_redrive"] == 0
+    return "PASS" if clean else "FAIL"
+
+
+# Figures that add up across shards; the rest (seed, duration, per-state maps) are shown per shard.
+_SUMMED = (
+    "pushes",
+    "citizens",
+    "plain_pushes",
+    "deliveries",
+    "concurrent_deliveries",
+    "pushes_never_accepted",
+    "content_pushes",
+    "tickets",
+    "messages",
+    "media_files",
+    "notices",
+    "wechat_sends",
+    "lost",
+    "duplicated",
+    "resent_after_unknown",
+    "undeliverable",
+    "dead_letters_before_redrive",
+    "dead_letters_after_redrive",
+    "workers_killed",
+    "duration_seconds",
+)
+
+
+def render_shards(results: list[RunResult], command: str) -> str:
+    """Return the report of a run split into shards, each on a fresh local stack: totals, then each shard."""
+    per_shard = [figures(result) for result in results]
+    totals = {name: sum(values[name] for values in per_shard) for name in _SUMMED}  # type: ignore[misc]
+    aws: dict[str, int] = {}
+    wechat: dict[str, int] = {}
+    for result in results:
+        for service, kinds in result.aws_faults.items():
+            for kind, count in kinds.items():
+                aws[f"{service} {kind}"] = aws.get(f"{service} {kind}", 0) + count
+        for name, count in result.wechat_faults.items():
+            wechat[name] = wechat.get(name, 0) + count
+    rows: list[tuple[str, object]] = [
+        ("outcome", _outcome(totals)),
+        ("shards (each a fresh local stack)", len(results)),
+        *[(name.replace("_", " "), totals[name]) for name in _SUMMED],
+        ("AWS faults injected", sum(aws.values())),
+        *[(f"AWS faults: {name}", count) for name, count in sorted(aws.items())],
+        ("WeChat faults injected", sum(wechat.values())),
+        *[(f"WeChat faults: {name}", count) for name, count in sorted(wechat.items())],
+        ("date (UTC)", results[0].started_at.strftime("%Y-%m-%d %H:%M")),
+        ("machine", results[0].machine),
+    ]
+    sections = [
+        "# Reliability\n\n"
+        "Figures of one run of the fault-injection harness on the local emulated stack "
+        "(docs/reliability.md explains what it injects and checks), split into shards that each ran on "
+        "a fresh local stack, one after the other, with their own citizens and seed. Rerun with:\n\n"
+        f"```\n{command}\n```\n\n"
+        f"## Totals\n\n{_table(rows)}\n"
+    ]
+    for index, result in enumerate(results, start=1):
+        sections.append(f"## Shard {index} (seed {result.options.seed})\n\n{_shard_body(result)}")
+    return "\n".join(sections)
+
+
+def _shard_body(result: RunResult) -> str:
+    full = render(result, "")
+    return full[full.index("| figure | value |") :]
+
+
 def render(result: RunResult, command: str) -> str:
     """Return the Markdown report of `result`."""
     values = figures(result)
     findings = result.findings
-    outcome = (
-        "PASS"
-        if values["lost"] == 0 and values["duplicated"] == 0 and values["dead_letters_after_redrive"] == 0
-        else "FAIL"
-    )
+    outcome = _outcome(values)
     aws = [
         (f"AWS faults: {service} {kind}", count)
         for service, kinds in result.aws_faults.items()

@@ -50,8 +50,8 @@ publisher = EventPublisher(boto3.client("events"), settings.event_bus_name)
 
 # WeChat deletes temporary media 3 days after the push.
 MEDIA_LIFETIME_SECONDS = 3 * 86400
-# Retry backoff through the visibility timeout: 1, 4, 16, 64 minutes, then the redrive policy applies.
-RETRY_BASE_SECONDS = 60
+# Retry backoff through the visibility timeout: 1, 4, 16, 64 minutes (settings.media_retry_base_seconds
+# times 4 per attempt), then the redrive policy applies.
 RETRY_FACTOR = 4
 MAX_VISIBILITY_SECONDS = 12 * 3600  # the SQS maximum
 
@@ -110,7 +110,7 @@ def record_rejected(job: MediaJob, err: MediaRejectedError) -> None:
 def delay_retry(record: SQSRecord, reason: str) -> None:
     """Stretch the record's visibility timeout so that retries back off exponentially."""
     attempt = max(1, int(record.attributes.approximate_receive_count or 1))
-    delay = min(RETRY_BASE_SECONDS * RETRY_FACTOR ** (attempt - 1), MAX_VISIBILITY_SECONDS)
+    delay = min(settings.media_retry_base_seconds * RETRY_FACTOR ** (attempt - 1), MAX_VISIBILITY_SECONDS)
     logger.warning(
         "media download failed, retrying later", extra={"attempt": attempt, "delay": delay, "reason": reason}
     )

@@ -59,6 +59,8 @@ class Settings:
     # after a transient send failure (doubled on every further receive of the notice).
     wechat_send_rate_per_second: int = 50
     notice_retry_base_seconds: int = 30
+    # media-store's first back-off after a failed download; each retry waits 4 times longer.
+    media_retry_base_seconds: int = 60
     # reply-push: seconds without sends after WeChat's minute quota error 45011.
     wechat_minute_quota_pause_seconds: int = 60
     # ticket-write: lowest knowledge_matching score (0..1) at which a consultation is answered at once.
@@ -90,6 +92,7 @@ class Settings:
             local_stack=os.environ.get("INTAKE_LOCAL_STACK", "") == "1",
             wechat_send_rate_per_second=_int("WECHAT_SEND_RATE_PER_SECOND", 50),
             notice_retry_base_seconds=_int("NOTICE_RETRY_BASE_SECONDS", 30),
+            media_retry_base_seconds=_int("MEDIA_RETRY_BASE_SECONDS", 60),
             wechat_minute_quota_pause_seconds=_int("WECHAT_MINUTE_QUOTA_PAUSE_SECONDS", 60),
             knowledge_match_threshold=_fraction("KNOWLEDGE_MATCH_THRESHOLD", 0.7),
         )
