@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = knowledge.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", type=Path, help="JSON array of entries, or CSV with a header row")
-    source.add_argument("--starter", action="store_true", help="import the shipped example entries")
+    source.add_argument(
+        "--starter", action="store_true", help="create the shipped example entries whose ids the base lacks"
+    )
     return parser
 
 

@@ -5,7 +5,8 @@ Routes: `GET /knowledge` (every entry, or those of one status), `POST /knowledge
 another change came first), `POST /knowledge/{entry_id}/retire`, `GET /knowledge/{entry_id}/history`
 (who changed what, when) and `POST /knowledge/import` (a JSON array or CSV text with a header row, at
 most MAX_IMPORT_ROWS rows; every row is checked first and nothing is written when one is invalid;
-entries are created or replaced by `entry_id`, and rows equal to the stored entry write nothing).
+entries are created or replaced by `entry_id`, rows equal to the stored entry write nothing, and a row
+without `status` keeps the stored entry's status).
 
 Every change records the IAM caller as the actor, as the ticket actions do, and writes one audit item
 in the same transaction (`intake.knowledge_base`).
@@ -22,7 +23,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from intake import texts
 from intake.knowledge_base import (
@@ -33,8 +34,10 @@ from intake.knowledge_base import (
     KnowledgeEntryExistsError,
     KnowledgeEntryNotFoundError,
     KnowledgeImportError,
+    KnowledgeInput,
     KnowledgeRepository,
     KnowledgeVersionConflictError,
+    check_entry_id,
     parse_import_text,
     validate_rows,
 )
@@ -54,13 +57,15 @@ settings = get_settings()
 repository = KnowledgeRepository(boto3.resource("dynamodb").Table(settings.table_name))
 
 
-class NewKnowledgeEntry(KnowledgeContent):
+class NewKnowledgeEntry(KnowledgeInput):
     entry_id: str | None = Field(
-        default=None, pattern=ENTRY_ID_PATTERN, description="Omit to have one assigned (kb-...)"
+        default=None, pattern=ENTRY_ID_PATTERN, description="Omit to have one assigned (kb-...); not `import`"
     )
 
+    _entry_id = field_validator("entry_id")(check_entry_id)
 
-class KnowledgeUpdate(KnowledgeContent):
+
+class KnowledgeUpdate(KnowledgeInput):
     version: int = Field(ge=1, description="The version that was read; 409 when the entry changed since")
 
 
@@ -233,7 +238,8 @@ def knowledge_history(entry_id: EntryId) -> KnowledgeHistory:
     responses={200: {"description": "Entries created, replaced and left unchanged"}, **_ERRORS},
     description=(
         "The body is a JSON array of entries (each with entry_id) or CSV text with a header row; in CSV, "
-        "keywords and synonyms are separated by |. Nothing is written when any row is invalid."
+        "keywords and synonyms are separated by |. A row without status keeps the stored entry's status "
+        "(a new entry is active). Nothing is written when any row is invalid."
     ),
 )
 def import_knowledge() -> ImportSummary:

@@ -108,3 +108,63 @@ def test_seed_local_stack_loads_the_starter_set(stack: Stack) -> None:
     assert result is not None
     assert len(entries) == len(result.created)
     assert all(item["example"] and item["updated_by"] == LOCAL_SEED_ACTOR for item in entries)
+
+
+def entry_item(stack: Stack, entry_id: str) -> dict[str, Any]:
+    return next(item for item in knowledge_items(stack) if item["SK"] == f"ENTRY#{entry_id}")
+
+
+def test_ops_knowledge_import_starter_keeps_the_citys_entries(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a live base where the city rewrote the answer of kb-0001 and retired kb-0004
+    path = tmp_path / "kb.csv"
+    path.write_text(
+        CSV_HEADER
+        + "kb-0001,社保卡怎么办理,社保卡,,本市社保卡改到各镇街服务中心办理。,,,,,active\n"
+        + "kb-0004,住房公积金怎么提取,公积金,,公积金提取请见新办法。,,,,,retired\n",
+        encoding="utf-8",
+    )
+    assert run(stack, str(path)) == 0
+    capsys.readouterr()
+    starter_count = len(json.loads(STARTER_FILE.read_text(encoding="utf-8")))
+
+    # WHEN the starter set is imported
+    status = run(stack, "--starter")
+    result = json.loads(capsys.readouterr().out)
+
+    # THEN only the missing entries are created, and the city's answer and retirement stay
+    assert status == 0
+    assert len(result["created"]) == starter_count - 2
+    assert result["updated"] == []
+    assert sorted(result["unchanged"]) == ["kb-0001", "kb-0004"]
+    assert entry_item(stack, "kb-0001")["answer"] == "本市社保卡改到各镇街服务中心办理。"
+    assert entry_item(stack, "kb-0004")["status"] == "retired"
+
+
+def test_ops_knowledge_import_without_status_keeps_the_stored_status(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a retired entry
+    first = tmp_path / "first.csv"
+    first.write_text(CSV_HEADER + "kb-9001,护照怎么办理,护照,,示例答复。,,gaj,,,retired\n", encoding="utf-8")
+    assert run(stack, str(first)) == 0
+    capsys.readouterr()
+
+    # WHEN a CSV without a status column changes its answer and adds a new entry
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "entry_id,question,keywords,answer\n"
+        + "kb-9001,护照怎么办理,护照,新的示例答复。\n"
+        + "kb-9002,驾驶证怎么换证,驾驶证,示例答复。\n",
+        encoding="utf-8",
+    )
+    status = run(stack, str(second))
+    result = json.loads(capsys.readouterr().out)
+
+    # THEN the answer changes but the entry stays retired, and the new entry is active
+    assert status == 0
+    assert (result["created"], result["updated"]) == (["kb-9002"], ["kb-9001"])
+    assert entry_item(stack, "kb-9001")["answer"] == "新的示例答复。"
+    assert entry_item(stack, "kb-9001")["status"] == "retired"
+    assert entry_item(stack, "kb-9002")["status"] == "active"

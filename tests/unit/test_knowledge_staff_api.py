@@ -157,6 +157,28 @@ def test_update_with_current_version_then_stale_version(staff_api: Any, lambda_c
     assert stored["answer"] == "新的示例答复。"
 
 
+def test_update_with_one_character_keyword_is_400(staff_api: Any, lambda_context: Any) -> None:
+    # GIVEN an entry at version 1
+    create(staff_api, lambda_context, entry_id="kb-residence")
+
+    # WHEN it is updated with a keyword of one character
+    status, answer = call(
+        staff_api,
+        lambda_context,
+        "PUT",
+        "/knowledge/{entry_id}",
+        "kb-residence",
+        body=ENTRY | {"keywords": ["证"], "version": 1},
+    )
+
+    # THEN 400 names the keywords, and the stored entry keeps its keywords
+    _, stored = call(staff_api, lambda_context, "GET", "/knowledge/{entry_id}", "kb-residence")
+    assert status == 400
+    assert "keywords" in answer["message"], answer
+    assert stored["keywords"] == ["居住证"]
+    assert stored["version"] == 1
+
+
 def test_update_of_unknown_entry_is_404(staff_api: Any, lambda_context: Any) -> None:
     # GIVEN / WHEN an unknown entry is updated
     status, body = call(
@@ -226,6 +248,10 @@ MALFORMED_BODIES = [
     (ENTRY | {"entry_id": "含有中文的编号"}, "entry_id"),
     (ENTRY | {"valid_from": "2026-13-01"}, "valid_from"),
     (ENTRY | {"unexpected": 1}, "unexpected"),
+    # `import` is the literal route /knowledge/import: the entry could never be read or changed.
+    (ENTRY | {"entry_id": "import"}, "entry_id"),
+    # A one-character keyword is in nearly every message.
+    (ENTRY | {"keywords": ["居住证", "证"]}, "keywords"),
 ]
 
 
@@ -312,6 +338,8 @@ INVALID_DOCUMENTS = [
     ('{"entry_id": "kb-1"}', "第 0 行"),
     ("[]", "第 0 行"),
     ("", "第 0 行"),
+    (CSV_HEADER + CSV_ROW + "import,驾驶证怎么换证,驾驶证,,示例答复。,,gaj,,,active\n", "第 2 行"),
+    (CSV_HEADER + CSV_ROW + "kb-1004,驾驶证怎么换证,驾驶证|证,,示例答复。,,gaj,,,active\n", "第 2 行"),
 ]
 
 

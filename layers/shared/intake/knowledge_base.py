@@ -33,6 +33,11 @@ logger = Logger(child=True)
 STARTER_FILE = Path(__file__).with_name("knowledge_base_starter.json")
 ENTRY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENTRY_PREFIX = "ENTRY#"
+# Ids that equal a literal route under /knowledge/ (`POST /knowledge/import`): API Gateway would route
+# `/knowledge/import` to that resource, so such an entry could never be read, changed or retired.
+RESERVED_ENTRY_IDS = frozenset({"import"})
+# A one-character keyword (社, 证) is in nearly every message, so it would let an entry match anything.
+MIN_KEYWORD_LENGTH = 2
 # Seconds that `cached_active_entries` keeps the base of one table before it queries again.
 CACHE_SECONDS = 60.0
 # Fields that staff edit. The repository sets the other (bookkeeping) fields.
@@ -66,7 +71,9 @@ class KnowledgeContent(BaseModel):
 
     question: str = Field(min_length=2, max_length=200, description="The canonical question, Chinese")
     keywords: list[str] = Field(
-        min_length=1, max_length=20, description="Words of which at least one must be in a message to match"
+        min_length=1,
+        max_length=20,
+        description="Words of which at least one must be in a message to match, each of 2 characters or more",
     )
     synonyms: list[str] = Field(
         default_factory=list, max_length=50, description="Other ways citizens ask: phrasings or words"
@@ -108,6 +115,28 @@ class KnowledgeContent(BaseModel):
         return unknown
 
 
+def check_entry_id(value: str | None) -> str | None:
+    """Reject an id that equals a literal route (RESERVED_ENTRY_IDS); a pydantic validator."""
+    if value is not None and value in RESERVED_ENTRY_IDS:
+        raise ValueError(f"entry_id {value!r} is reserved for a route")
+    return value
+
+
+class KnowledgeInput(KnowledgeContent):
+    """Content as staff send it (POST, PUT, import): checked more strictly than stored entries.
+
+    The stricter checks sit here and not on KnowledgeContent, so entries stored before they existed
+    still load (and still match) instead of failing validation when the base is read.
+    """
+
+    @field_validator("keywords")
+    @classmethod
+    def _keyword_length(cls, values: list[str]) -> list[str]:
+        if any(len(value) < MIN_KEYWORD_LENGTH for value in values):
+            raise ValueError(f"each keyword has at least {MIN_KEYWORD_LENGTH} characters")
+        return values
+
+
 class KnowledgeEntry(KnowledgeContent):
     """One stored entry: the content plus its id and bookkeeping."""
 
@@ -129,11 +158,13 @@ class KnowledgeEntry(KnowledgeContent):
         return KnowledgeContent.model_validate(self.model_dump(include=set(CONTENT_FIELDS)))
 
 
-class KnowledgeImportRow(KnowledgeContent):
+class KnowledgeImportRow(KnowledgeInput):
     """One row of an import: the content plus the entry id it creates or replaces."""
 
     entry_id: str = Field(pattern=ENTRY_ID_PATTERN)
     example: bool = False
+
+    _entry_id = field_validator("entry_id")(check_entry_id)
 
 
 class KnowledgeAuditRecord(BaseModel):
@@ -378,8 +409,13 @@ class KnowledgeRepository:
         version = current.version if expected_version is None else expected_version
         return self.update(entry_id, content, version, actor)
 
-    def upsert(self, rows: list[KnowledgeImportRow], actor: str) -> ImportResult:
+    def upsert(self, rows: list[KnowledgeImportRow], actor: str, only_missing: bool = False) -> ImportResult:
         """Create or replace each row's entry by entry_id; rows equal to the stored entry write nothing.
+
+        A row that does not give `status` keeps the stored entry's status, so a file without a status
+        column does not reactivate retired entries (a new entry starts active). With `only_missing`,
+        rows whose entry exists are left alone and reported as unchanged: the starter set then adds
+        the entries a base lacks without overwriting the city's edited answers or retired entries.
 
         NOTE: each row is its own transaction. When another writer changes an entry during the import
         (KnowledgeVersionConflictError) or DynamoDB fails, the rows before it stay written; running the
@@ -392,6 +428,11 @@ class KnowledgeRepository:
         for row in rows:
             content = KnowledgeContent.model_validate(row.model_dump(include=set(CONTENT_FIELDS)))
             current = stored.get(row.entry_id)
+            if current is not None and only_missing:
+                unchanged.append(row.entry_id)
+                continue
+            if current is not None and "status" not in row.model_fields_set:
+                content = content.model_copy(update={"status": current.status})
             if current is None:
                 self.create(content, actor, entry_id=row.entry_id, example=row.example)
                 created.append(row.entry_id)
