@@ -293,6 +293,32 @@ def test_announcement_invalid_body_is_400_and_stores_nothing(
     assert [item for item in table.scan()["Items"] if item.get("item_type") == "announcement"] == []
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://www.dg.gov.cn/ https://evil.example/",
+        "https://www.dg.gov.cn/\n点击领取补贴",
+        "https://www.dg.gov.cn/\x07",
+        "https://www.dg.gov.cn/\u0085",
+        "https://",
+    ],
+)
+def test_announcement_link_not_one_clean_url_is_400(
+    staff_api: ModuleType, table: Any, lambda_context: Any, link: str
+) -> None:
+    # GIVEN an announcement whose link has whitespace, control characters or no host
+    body = {**NEW_ANNOUNCEMENT, "link": link}
+
+    # WHEN staff create it
+    status, answer = call(staff_api, lambda_context, "POST", "/announcements", body)
+
+    # THEN it is rejected naming the link in the usual Chinese message, and nothing is stored
+    assert status == 400
+    assert answer["message"].startswith("请求参数有误"), answer
+    assert "link" in answer["message"]
+    assert [item for item in table.scan()["Items"] if item.get("item_type") == "announcement"] == []
+
+
 def test_announcement_too_long_for_one_send_is_400(
     staff_api: ModuleType, table: Any, lambda_context: Any
 ) -> None:

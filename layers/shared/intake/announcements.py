@@ -66,6 +66,10 @@ CLIENT_MSG_ID_EXISTS_ERRCODE = 45065
 # A text mass send may carry at most 2048 bytes of UTF-8, title and link included.
 MAX_TEXT_BYTES = 2048
 
+# One http(s) URL with a host: no whitespace (which would let a second URL or text follow) and no
+# control characters (C0, DEL, C1), which WeChat would show as they are.
+LINK_PATTERN = r"^https?://[^\s/?#\x00-\x1f\x7f-\x9f][^\s\x00-\x1f\x7f-\x9f]*$"
+
 AnnouncementStatus = Literal["draft", "sending", "published", "failed"]
 PUBLISHABLE = ("draft", "failed")
 # After this long in `sending` the publish that claimed it has certainly ended (the staff API's
@@ -80,7 +84,12 @@ class NewAnnouncement(BaseModel):
 
     title: str = Field(min_length=1, max_length=64)
     text: str = Field(min_length=1, max_length=1000)
-    link: str | None = Field(default=None, max_length=512, pattern=r"^https?://")
+    link: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=LINK_PATTERN,
+        description="One http(s) URL, without spaces or control characters",
+    )
     actor: str = Field(min_length=1, max_length=128, description="Staff member who writes it")
 
 
