@@ -7,7 +7,7 @@ each entry by `entry_id` through `intake.knowledge_base.KnowledgeRepository`, so
 same audit item as a change through the staff API, with the IAM identity of the caller as the actor.
 Rows equal to the stored entry write nothing, so importing the same file twice changes nothing. A row
 without `status` (a CSV without that column, a JSON object without the key) keeps the stored status,
-so it does not reactivate a retired entry; a new entry without it is active.
+so it does not reactivate a retired entry. A new entry without `status` is active.
 
 `--starter` imports layers/shared/intake/knowledge_base_starter.json instead of a file, and only
 creates the entries whose ids the base lacks: on a live stack it must not overwrite answers the city

@@ -205,7 +205,7 @@ def test_announcement_no_answer_keeps_slot_and_retry_is_not_sent_twice(
     assert quota_used(table) == 1
 
 
-def test_announcement_refused_retry_of_uncertain_send_keeps_the_held_slot(
+def test_announcement_refused_retry_keeps_held_slot(
     staff_api: ModuleType, emulator: WeChatEmulator, table: Any, lambda_context: Any
 ) -> None:
     # GIVEN a publish without an answer, and WeChat busy for the retry

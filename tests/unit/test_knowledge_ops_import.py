@@ -114,7 +114,7 @@ def entry_item(stack: Stack, entry_id: str) -> dict[str, Any]:
     return next(item for item in knowledge_items(stack) if item["SK"] == f"ENTRY#{entry_id}")
 
 
-def test_ops_knowledge_import_starter_keeps_the_citys_entries(
+def test_ops_knowledge_import_starter_keeps_city_entries(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a live base where the city rewrote the answer of kb-0001 and retired kb-0004
@@ -142,7 +142,7 @@ def test_ops_knowledge_import_starter_keeps_the_citys_entries(
     assert entry_item(stack, "kb-0004")["status"] == "retired"
 
 
-def test_ops_knowledge_import_without_status_keeps_the_stored_status(
+def test_ops_knowledge_import_without_status_keeps_status(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a retired entry
