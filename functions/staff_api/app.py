@@ -244,6 +244,8 @@ def handle_conflict(error: Exception) -> Response[str]:
     logger.info("action conflicts with the ticket", extra={"error": str(error)})
     if isinstance(error, TransitionNotAllowedError):
         detail = f"工单状态为「{texts.status_label(error.status)}」，不能执行 {error.action}"
+    elif isinstance(error, MergeTargetError) and error.auto_answer:
+        detail = texts.text("api_error.merge_into_auto_answer", ticket_id=error.into)
     elif isinstance(error, MergeTargetError):
         detail = f"目标工单 {error.into} 状态为「{texts.status_label(error.status or '')}」，不能合并"
     else:

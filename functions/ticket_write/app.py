@@ -33,7 +33,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from intake import clock
-from intake.auto_answer import find_answer, plan_auto_answer, plan_faq, plan_guide, plan_handoff
+from intake.auto_answer import (
+    find_answer,
+    plan_auto_answer,
+    plan_faq,
+    plan_guide,
+    plan_handoff,
+    plan_handoff_unavailable,
+)
 from intake.citizen_profile import CitizenProfile
 from intake.conversation import (
     Action,
@@ -42,6 +49,7 @@ from intake.conversation import (
     Intent,
     Plan,
     classify,
+    draft_is_silent,
     plan_action,
     plan_content,
     plan_empty_text,
@@ -284,7 +292,11 @@ def plan_content_or_answer(plan: Plan, message: ContentMessage, state: CitizenSt
 
 
 def plan_handoff_or_content(plan: Plan, message: TextMessage, state: CitizenState, reason: str) -> None:
-    """Hand the auto-answered ticket to staff; when it no longer waits, the words are ordinary content."""
+    """Hand the auto-answered ticket to staff.
+
+    With nothing to hand over (no answer, or its period ended), the words join a ticket awaiting a
+    supplement or an open draft as content; otherwise they get a fixed reply and open no ticket.
+    """
     ticket_id = state.profile.auto_answer_ticket_id if state.profile else None
     ticket = owned_ticket(ticket_id, state.open_id)
     item = ticket_item(ticket.ticket_id) if ticket is not None else None
@@ -294,8 +306,16 @@ def plan_handoff_or_content(plan: Plan, message: TextMessage, state: CitizenStat
             return
         except TransitionNotAllowedError as err:
             logger.info("handoff not possible", extra={"ticket_id": item["ticket_id"], "reason": err.reason})
-    plan_content_or_answer(plan, message, state)
-    plan.profile_remove.append("auto_answer_ticket_id")
+    if ticket_id:
+        plan.profile_remove.append("auto_answer_ticket_id")
+    window = settings.collecting_window_seconds
+    target = load_supplement_target(state.profile, state.open_id, message.create_time)
+    draft_open = state.draft is not None and not draft_is_silent(state.draft, message.create_time, window)
+    if target is None and not draft_open:
+        plan_handoff_unavailable(plan, message, state)
+        return
+    state = CitizenState(state.open_id, state.profile, state.draft, supplement_to=target)
+    plan_content(plan, message, state, window, ticket_numbers.allocate)
 
 
 def load_guide_entry(entry_id: str) -> KnowledgeEntry | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # The driver fixtures are imported from test_ticket_write, so their names reappear as test arguments.
 # ruff: noqa: F811
+import json
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from intake import texts
 from intake.knowledge_base import KnowledgeRepository, starter_rows
 from intake.records import InboundRecord
 from intake.workflow_config import get_workflow_config
+from tests.conftest import drain_event_details
+from tests.unit.staff_api_events import rest_event, ticket_item
 from tests.unit.test_ticket_write import (  # noqa: F401 - fixtures
     BASE_TIME,
     RecordingEventsClient,
@@ -42,6 +46,24 @@ def knowledge(driver: TicketWriteDriver) -> KnowledgeRepository:
 @pytest.fixture
 def sweeper(load_function: Callable[..., ModuleType], driver: TicketWriteDriver) -> ModuleType:
     return load_function("DraftSubmitFunction")
+
+
+@pytest.fixture
+def staff_api(load_function: Callable[..., ModuleType], driver: TicketWriteDriver) -> ModuleType:
+    return load_function("StaffApiFunction")
+
+
+def act(staff_api: ModuleType, lambda_context: Any, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /tickets/{ticket_id}/actions through the staff API handler; returns status code and body."""
+    event = rest_event(
+        "POST",
+        f"/tickets/{ticket_id}/actions",
+        "/tickets/{ticket_id}/actions",
+        path_parameters={"ticket_id": ticket_id},
+        body=body,
+    )
+    response = staff_api.lambda_handler(event, lambda_context)
+    return {"status": response["statusCode"], **json.loads(response["body"])}
 
 
 SCHEDULED_EVENT = {
@@ -180,7 +202,7 @@ def test_auto_answer_closed_by_sweep_after_period(
     )
 
 
-def test_auto_answer_handoff_after_period_is_content(
+def test_auto_answer_handoff_after_period_gets_fixed_reply(
     driver: TicketWriteDriver,
     events: RecordingEventsClient,
     knowledge: KnowledgeRepository,
@@ -194,11 +216,86 @@ def test_auto_answer_handoff_after_period_is_content(
     pinned_clock(BASE_TIME + 25 * HOUR)
     driver.send(driver.text(open_id, "人工", BASE_TIME + 25 * HOUR))
 
-    # THEN the answer stays as it was and the words open a normal draft
+    # THEN the answer stays as it was, no draft opens, and the citizen is told how to report a problem
     assert driver.ticket(ticket_id)["status"] == "replied"
-    drafts = [ticket for ticket in driver.tickets() if ticket["status"] == "collecting"]
-    assert len(drafts) == 1
+    assert [ticket["ticket_id"] for ticket in driver.tickets()] == [ticket_id]
+    reply = events.details("CitizenNoticeRequested")[-1]
+    assert reply["text"] == texts.text("citizen.handoff_unavailable")
     assert "auto_answer_ticket_id" not in driver.profile(open_id)
+
+
+def test_auto_answer_handoff_sent_in_period_processed_late_submits(
+    driver: TicketWriteDriver,
+    events: RecordingEventsClient,
+    knowledge: KnowledgeRepository,
+    pinned_clock: Any,
+) -> None:
+    # GIVEN an answer, and 「人工」 sent 23 hours after it
+    open_id = open_id_of(10)
+    ticket_id = answered(driver, events, open_id)["ticket_id"]
+    record = driver.text(open_id, "人工", BASE_TIME + 23 * HOUR)
+
+    # WHEN ticket-write gets to the message only after the 24-hour period (a backlog)
+    pinned_clock(BASE_TIME + 25 * HOUR)
+    failures = driver.send(record)
+
+    # THEN the period is judged by the message's CreateTime: the answer is handed to staff, no draft opens
+    assert failures == []
+    assert [ticket["ticket_id"] for ticket in driver.tickets()] == [ticket_id]
+    assert driver.ticket(ticket_id)["status"] == "submitted"
+    assert events.details("CitizenNoticeRequested")[-1]["kind"] == "acknowledgement"
+
+
+def test_auto_answer_handoff_create_time_capped_at_now(
+    driver: TicketWriteDriver,
+    events: RecordingEventsClient,
+    knowledge: KnowledgeRepository,
+    pinned_clock: Any,
+) -> None:
+    # GIVEN an answer whose period ended, and 「人工」 whose CreateTime claims a time inside the period
+    open_id = open_id_of(11)
+    ticket_id = answered(driver, events, open_id)["ticket_id"]
+    pinned_clock(BASE_TIME + 25 * HOUR)
+
+    # WHEN ticket-write processes it (a CreateTime after now cannot stretch the period either)
+    driver.send(driver.text(open_id, "人工", BASE_TIME + 26 * HOUR))
+
+    # THEN the answer is not handed over
+    assert driver.ticket(ticket_id)["status"] == "replied"
+
+
+def test_auto_answer_handoff_word_without_answer_gets_fixed_reply(
+    driver: TicketWriteDriver, events: RecordingEventsClient, knowledge: KnowledgeRepository
+) -> None:
+    # GIVEN a citizen with no answer from the knowledge base and no draft
+    open_id = open_id_of(12)
+
+    # WHEN the citizen sends 「人工」 and then 「没用」
+    failures = driver.send(
+        driver.text(open_id, "人工", BASE_TIME), driver.text(open_id, "没用", BASE_TIME + 5)
+    )
+
+    # THEN no ticket opens and each message gets the fixed reply
+    assert failures == []
+    assert driver.tickets() == []
+    notices = events.details("CitizenNoticeRequested")
+    assert [notice["text"] for notice in notices] == [texts.text("citizen.handoff_unavailable")] * 2
+
+
+def test_auto_answer_handoff_word_joins_open_draft(
+    driver: TicketWriteDriver, events: RecordingEventsClient, knowledge: KnowledgeRepository
+) -> None:
+    # GIVEN a citizen writing a complaint
+    open_id = open_id_of(13)
+    driver.send(driver.text(open_id, "物业维修一直拖着", BASE_TIME))
+
+    # WHEN the citizen adds 「没有解决」 within the collecting window
+    driver.send(driver.text(open_id, "没有解决", BASE_TIME + 30))
+
+    # THEN the words are part of the complaint
+    (ticket,) = driver.tickets()
+    assert ticket["status"] == "collecting"
+    assert ticket["message_count"] == 2
 
 
 def test_auto_answer_near_miss_opens_draft(
@@ -298,3 +395,115 @@ def test_auto_answer_knowledge_read_failure_keeps_normal_flow(
     (ticket,) = driver.tickets()
     assert ticket["status"] == "collecting"
     assert "knowledge base unavailable" in caplog.text
+
+
+def test_auto_answer_staff_close_keeps_pending_rating(
+    driver: TicketWriteDriver,
+    events: RecordingEventsClient,
+    knowledge: KnowledgeRepository,
+    staff_api: ModuleType,
+    lambda_context: Any,
+) -> None:
+    # GIVEN a citizen with an answer from the knowledge base and a complaint that staff close, so the
+    # citizen is invited to rate the complaint
+    open_id = open_id_of(20)
+    answer_id = answered(driver, events, open_id)["ticket_id"]
+    driver.table.put_item(Item=ticket_item("DG-COMPLAINT", "replied", open_id=open_id, department="cgj"))
+    assert act(staff_api, lambda_context, "DG-COMPLAINT", {"action": "close", "actor": "li"})["status"] == 200
+
+    # WHEN staff close the answer too, and the citizen then replies 3 (不满意) to the invitation
+    closed = act(staff_api, lambda_context, answer_id, {"action": "close", "actor": "li"})
+    pending = driver.profile(open_id)["pending_rating_ticket_id"]
+    driver.send(driver.text(open_id, "3", BASE_TIME + 60))
+
+    # THEN the answer closes without taking over the invitation, and the 3 reopens the complaint
+    assert closed["status"] == 200
+    assert pending == "DG-COMPLAINT"
+    assert driver.ticket(answer_id)["status"] == "closed"
+    assert driver.ticket("DG-COMPLAINT")["status"] == "dispatched"
+    assert sorted(ticket["ticket_id"] for ticket in driver.tickets()) == sorted([answer_id, "DG-COMPLAINT"])
+
+
+def test_auto_answer_staff_handoff_submits_ticket(
+    driver: TicketWriteDriver,
+    events: RecordingEventsClient,
+    knowledge: KnowledgeRepository,
+    staff_api: ModuleType,
+    lambda_context: Any,
+    pinned_clock: Callable[[float], None],
+) -> None:
+    # GIVEN an answer from the knowledge base that staff find insufficient
+    open_id = open_id_of(21)
+    answer_id = answered(driver, events, open_id)["ticket_id"]
+    queue = driver.stack.ref("OutboundQueue")
+    sqs = driver.stack.client("sqs")
+    drain_event_details(sqs, queue)
+
+    # WHEN staff take it over, and then try to take it over again
+    pinned_clock(BASE_TIME + 2 * HOUR)
+    body = {"action": "handoff", "actor": "dispatcher-li", "note": "答复不完整"}
+    taken = act(staff_api, lambda_context, answer_id, body)
+    again = act(staff_api, lambda_context, answer_id, body)
+
+    # THEN the ticket is submitted for the normal flow, keeping the answer given, once
+    assert taken["status"] == 200
+    stored = driver.ticket(answer_id)
+    assert stored["status"] == "submitted"
+    assert stored["handed_off_at"] == stored["submitted_at"]
+    assert "reply_text" not in stored
+    assert stored["auto_answer"]["entry_id"] == "kb-0001"
+    (entry,) = [item for item in driver.items_of_type("history") if item["entry_type"] == "action:handoff"]
+    assert (entry["actor"], entry["detail"]["reason"], entry["detail"]["note"]) == (
+        "dispatcher-li",
+        "staff_takeover",
+        "答复不完整",
+    )
+    assert again["status"] == 409
+    # AND the citizen is told that staff took the consultation over
+    notices = [detail for detail in drain_event_details(sqs, queue) if detail.get("kind")]
+    assert [(notice["kind"], notice["text"]) for notice in notices] == [
+        ("acknowledgement", texts.text("citizen.staff_handoff", ticket_id=answer_id))
+    ]
+    # AND staff handle it as usual
+    accept = {"action": "accept", "actor": "dispatcher-li", "appeal_type": "consultation"}
+    assert act(staff_api, lambda_context, answer_id, accept)["status"] == 200
+
+
+def test_auto_answer_staff_handoff_of_staff_reply_is_409(
+    driver: TicketWriteDriver, staff_api: ModuleType, lambda_context: Any
+) -> None:
+    # GIVEN a ticket a department replied to
+    driver.table.put_item(Item=ticket_item("DG-REPLIED", "replied", department="cgj"))
+
+    # WHEN staff try to hand it off
+    response = act(staff_api, lambda_context, "DG-REPLIED", {"action": "handoff", "actor": "li"})
+
+    # THEN 409: only an answer from the knowledge base can be handed off
+    assert response["status"] == 409
+    assert driver.ticket("DG-REPLIED")["status"] == "replied"
+
+
+def test_auto_answer_not_a_merge_target(
+    driver: TicketWriteDriver,
+    events: RecordingEventsClient,
+    knowledge: KnowledgeRepository,
+    staff_api: ModuleType,
+    lambda_context: Any,
+) -> None:
+    # GIVEN an answer from the knowledge base and a submitted ticket about the same matter
+    answer_id = answered(driver, events, open_id_of(22))["ticket_id"]
+    driver.table.put_item(Item=ticket_item("DG-DUP", "submitted", open_id=open_id_of(23)))
+    merge = {"action": "merge", "actor": "li", "into": answer_id}
+
+    # WHEN staff merge the ticket into the answer, then take the answer over and merge again
+    refused = act(staff_api, lambda_context, "DG-DUP", merge)
+    act(staff_api, lambda_context, answer_id, {"action": "handoff", "actor": "li"})
+    merged = act(staff_api, lambda_context, "DG-DUP", merge)
+
+    # THEN the first merge is refused with the reason, and the taken-over ticket absorbs the duplicate
+    assert refused["status"] == 409
+    assert refused["message"] == texts.text(
+        "api_error.conflict", detail=texts.text("api_error.merge_into_auto_answer", ticket_id=answer_id)
+    )
+    assert merged["status"] == 200
+    assert driver.ticket(answer_id)["merged_tickets"] == {"DG-DUP"}

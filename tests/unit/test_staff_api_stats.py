@@ -232,3 +232,62 @@ def test_stats_bad_input_rejected(
 
     # AND nothing stored changed
     assert table.scan()["Items"] == before
+
+
+def auto_answer_record(answered_at: float) -> dict[str, Any]:
+    """Return the `auto_answer` attribute as ticket-write records it (intake.auto_answer)."""
+    return {
+        "entry_id": "kb-0001",
+        "entry_version": 1,
+        "question": "社保卡怎么办理",
+        "score": "0.9",
+        "answer": "携带身份证到社保窗口办理。",
+        "answered_at": iso(answered_at),
+    }
+
+
+def test_stats_auto_answers_counted_apart(staff_api: Any, table: Any, lambda_context: Any) -> None:
+    # GIVEN the seeded tickets, plus two knowledge-base answers of the citizen with three tickets (one
+    # closed by the sweep, one still replied) and one answer another citizen handed over to staff
+    seed(table)
+    answered = OCT_1 + 3600
+    for ticket_id, status, extra in [
+        ("DG-AA1", "closed", {"closed_at": iso(answered + 24 * 3600)}),
+        ("DG-AA2", "replied", {}),
+    ]:
+        table.put_item(
+            Item=ticket_item(
+                ticket_id,
+                status,
+                open_id="oRepeat",
+                created_at=answered,
+                appeal_type="consultation",
+                replied_at=iso(answered),
+                replied_on_time=True,
+                auto_answer=auto_answer_record(answered),
+                **extra,
+            )
+        )
+    table.put_item(
+        Item=ticket_item(
+            "DG-AA3",
+            "submitted",
+            open_id="oAsker",
+            created_at=answered,
+            appeal_type="consultation",
+            auto_answer=auto_answer_record(answered),
+            handed_off_at=iso(answered + 3600),
+        )
+    )
+
+    # WHEN the October figures are asked for
+    _, body = get_stats(staff_api, lambda_context, **OCTOBER)
+
+    # THEN every ticket counts in the totals, and the two unclaimed answers are reported apart
+    assert body["total"] == 9
+    assert body["auto_answered"] == 2
+    assert body["by_appeal_type"]["consultation"] == 3
+    # AND they change neither timeliness nor hours to close nor repeats (the seeded figures)
+    assert body["on_time"] == {"on_time": 1, "late": 2, "rate": round(1 / 3, 4)}
+    assert body["hours_to_close"] == {"tickets": 2, "mean_hours": 30.0}
+    assert body["repeats"] == {"repeat_tickets": 2, "repeat_citizens": 1, "merged_duplicates": 1}

@@ -8,9 +8,13 @@ The rules (docs/workflow.md, "Answers from the knowledge base"):
   becomes a ticket of appeal type `consultation` in status `replied`, with `auto_answer` (entry id,
   question, score, answer, time) and the answer as `reply_text`. The profile's `auto_answer_ticket_id`
   names it.
-- 「人工」 (or a configured synonym, or a dissatisfied reply such as 没用) within
-  `auto_answer_close_hours` applies the citizen's `handoff` action: the ticket becomes `submitted`
-  (待受理) for staff, and the citizen gets the normal acknowledgement.
+- 「人工」 (or a configured synonym, or a dissatisfied reply such as 没用) sent within
+  `auto_answer_close_hours` of the answer (judged by the message's CreateTime, capped at now) applies
+  the citizen's `handoff` action: the ticket becomes `submitted` (待受理) for staff, and the citizen
+  gets the normal acknowledgement. Staff can apply `handoff` too (`intake.ticket_actions`).
+- The same words with nothing to hand over (no answer, or its period ended) join an open draft or a
+  ticket awaiting a supplement like any content; otherwise they get `citizen.handoff_unavailable` and
+  open no ticket.
 - Otherwise draft-submit's sweep closes the ticket (system `close`) once the period has passed, without
   a closing notice or rating invitation (`intake.workflow._apply_close`).
 - A message that mentions an emergency is never answered from the base: it takes the normal flow,
@@ -179,9 +183,15 @@ def plan_handoff(
     period has ended).
     """
     ticket_id = str(item["ticket_id"])
+    request = HandoffRequest(
+        action="handoff",
+        actor=CITIZEN,
+        reason=reason,  # type: ignore[arg-type]
+        asked_at=message.create_time,
+    )
     change = transition(
         item,
-        HandoffRequest(action="handoff", actor=CITIZEN, reason=reason),  # type: ignore[arg-type]
+        request,
         plan.at,
         get_workflow_config(),
         get_calendar(),
@@ -196,6 +206,13 @@ def plan_handoff(
         change_notice(ticket_id, plan.open_id, draft, entry, plan.at) for draft in change.notices
     ]
     plan.outcome = "handed_off"
+
+
+def plan_handoff_unavailable(plan: Plan, message: Message, state: CitizenState) -> None:
+    """Answer 「人工」 that has no knowledge-base answer to hand over; a draft of only that word helps no one."""
+    record_interaction(plan, state.profile, message.create_time)
+    plan.notice(plan.reply_id("handoff"), NoticeKind.SELF_SERVICE, texts.text("citizen.handoff_unavailable"))
+    plan.outcome = "handoff_unavailable"
 
 
 # -- the automatic close ----------------------------------------------------------------------------

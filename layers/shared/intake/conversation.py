@@ -5,9 +5,9 @@ The rules, in the order `classify` and `plan_content` apply them:
 - A text that is only a command word (`[commands]` in texts.zh-CN.toml) or a menu CLICK key acts on the
   draft or asks for progress; "1"/"2"/"3" rate the ticket named by the profile's
   `pending_rating_ticket_id`; a ticket number alone returns that ticket's timeline.
-- 「人工」 or a dissatisfied reply while the profile names an auto-answered ticket
-  (`auto_answer_ticket_id`) hands that ticket to staff; a `KB:<entry_id>` CLICK or `MENU_FAQ` replies
-  from the knowledge base (`intake.auto_answer`).
+- 「人工」 or a dissatisfied reply hands the auto-answered ticket the profile names
+  (`auto_answer_ticket_id`) to staff, or gets a fixed reply when there is none; a `KB:<entry_id>` CLICK
+  or `MENU_FAQ` replies from the knowledge base (`intake.auto_answer`).
 - Empty or whitespace-only text opens no ticket.
 - Content (text, photo, voice, video, short video, location, link) goes, in this order of precedence:
   1. to the citizen's newest ticket in `awaiting_citizen` (待补充), because staff asked for exactly that.
@@ -190,7 +190,8 @@ def _classify_text(
     if action:
         return Classification(Intent.ACTION, action=action)
     reason = handoff_reason(message.content)
-    if reason is not None and profile is not None and profile.auto_answer_ticket_id:
+    if reason is not None:
+        # With no answer to hand over, ticket-write still treats the words apart (intake.auto_answer).
         return Classification(Intent.HANDOFF, handoff_reason=reason)
     score = rating_choice(message.content)
     if score is not None and profile is not None and profile.pending_rating_ticket_id:

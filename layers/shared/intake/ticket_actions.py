@@ -24,13 +24,15 @@ from intake.keys import TICKET_SK, ticket_pk
 from intake.records import CitizenNotice, NoticeKind, TicketEvent
 from intake.ticket_repository import TicketRepository, put_new, ticket_key, update
 from intake.ticket_status import TicketStatus
-from intake.workflow import Action, ActionRequest, Change, NoticeDraft, transition
+from intake.workflow import Action, ActionRequest, Change, NoticeDraft, awaits_auto_close, transition
 from intake.workflow_config import WorkflowConfig
 from intake.working_days import WorkingCalendar
 
 logger = Logger(child=True)
 
-# A main ticket can absorb duplicates while it is still being handled.
+# A main ticket can absorb duplicates while it is still being handled. An answer from the knowledge
+# base that nobody handed over is not handled: its automatic close sends the duplicates no notice, so
+# it cannot absorb them (`_merge_entries`, `_merge_target_update`) until staff take it over.
 MERGE_TARGET_STATUSES = frozenset(
     {
         TicketStatus.SUBMITTED,
@@ -57,10 +59,13 @@ class TicketNotFoundError(LookupError):
 class MergeTargetError(Exception):
     """The ticket named in `merge.into` cannot take a duplicate (HTTP 409)."""
 
-    def __init__(self, into: str, status: str | None) -> None:
+    def __init__(self, into: str, status: str | None, auto_answer: bool = False) -> None:
         self.into = into
         self.status = status
-        super().__init__(f"ticket {into!r} in status {status!r} cannot absorb a duplicate")
+        # True when the target is an answer from the knowledge base that nobody handed over.
+        self.auto_answer = auto_answer
+        what = "an unclaimed automatic answer" if auto_answer else f"in status {status!r}"
+        super().__init__(f"ticket {into!r} {what} cannot absorb a duplicate")
 
 
 @dataclass(frozen=True)
@@ -175,11 +180,14 @@ def _merge_target_update(into: str, merged_ticket_id: str, at_iso: str) -> dict[
         "Update": {
             "Key": ticket_key(into),
             "UpdateExpression": "ADD #merged :merged SET #updated = :at",
-            "ConditionExpression": f"#status IN ({', '.join(placeholders)})",
+            "ConditionExpression": f"#status IN ({', '.join(placeholders)})"
+            " AND (attribute_not_exists(#auto) OR attribute_exists(#handed))",
             "ExpressionAttributeNames": {
                 "#merged": "merged_tickets",
                 "#updated": "updated_at",
                 "#status": "status",
+                "#auto": "auto_answer",
+                "#handed": "handed_off_at",
             },
             "ExpressionAttributeValues": {":merged": {merged_ticket_id}, ":at": at_iso, **placeholders},
         }
@@ -233,7 +241,9 @@ class TicketActions:
         for name in change.remove_fields:
             if name not in change.set_fields:
                 updated.pop(name, None)
-        if change.action is Action.CLOSE:
+        if change.action is Action.CLOSE and not awaits_auto_close(ticket):
+            # An unclaimed knowledge-base answer gets no rating invitation, so it must not take the
+            # profile's pending rating from a ticket whose invitation the citizen may still answer.
             self._set_pending_rating(updated)
         published = self._publish(updated, change, entry, at)
         return ActionResult(ticket=updated, change=change, history_entry=entry, events_published=published)
@@ -244,6 +254,8 @@ class TicketActions:
             raise TicketNotFoundError(into)
         if target.get("status") not in MERGE_TARGET_STATUSES:
             raise MergeTargetError(into, target.get("status"))
+        if awaits_auto_close(target):
+            raise MergeTargetError(into, target.get("status"), auto_answer=True)
         entry = history_item(
             into, entry_type="merged_in", actor=actor, at=at, detail={"ticket_id": ticket_id}
         )

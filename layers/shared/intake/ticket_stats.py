@@ -18,6 +18,10 @@ the draft stage, so every status except `collecting` and `cancelled`. The figure
 - `repeats`: `repeat_tickets` counts, for every citizen with n > 1 tickets in the period, the n - 1
   later ones; `repeat_citizens` counts those citizens (a pseudonymized OpenID groups as one citizen);
   `merged_duplicates` counts the period's tickets in status `merged`.
+- `auto_answered`: tickets answered from the knowledge base that nobody handed over to staff
+  (`auto_answer` without `handed_off_at`). They count in `total` and the breakdowns by status, appeal
+  type and department, but not in `on_time`, `hours_to_close` or `repeats`: no department handled
+  them, and a citizen who asks several questions is not repeating a complaint.
 
 Reading: with `department`, one DepartmentIndex query reads the period as a range of its sort key
 (`created_at`). Otherwise one StatusIndex query per counted status applies the period as a filter
@@ -38,6 +42,7 @@ from intake import deadlines
 from intake.keys import DEPARTMENT_INDEX, TICKET_SK, department_gsi_pk
 from intake.ticket_search import is_overdue, tickets_created_between
 from intake.ticket_status import TicketStatus
+from intake.workflow import awaits_auto_close
 
 # Statuses of tickets that count: everything a citizen submitted.
 COUNTED_STATUSES = tuple(
@@ -90,6 +95,10 @@ class TicketStats(BaseModel):
     hours_to_close: MeanHours
     satisfaction: Satisfaction
     repeats: Repeats
+    auto_answered: int = Field(
+        description="Tickets answered from the knowledge base and not handed over to staff; counted in "
+        "total and the breakdowns, left out of on_time, hours_to_close and repeats"
+    )
 
 
 def _department_tickets(table: Any, filters: StatsFilter) -> Iterator[dict[str, Any]]:
@@ -146,7 +155,7 @@ def compute_stats(items: Iterable[dict[str, Any]], now: float) -> TicketStats:
     by_department: Counter[str] = Counter()
     by_citizen: Counter[str] = Counter()
     ratings: Counter[int] = Counter()
-    on_time = late = merged = 0
+    on_time = late = merged = auto_answered = 0
     to_accept: list[float] = []
     to_close: list[float] = []
 
@@ -154,23 +163,25 @@ def compute_stats(items: Iterable[dict[str, Any]], now: float) -> TicketStats:
         by_status[str(item["status"])] += 1
         by_type[str(item.get("appeal_type") or UNCLASSIFIED)] += 1
         by_department[str(item.get("department") or UNDISPATCHED)] += 1
-        if item.get("open_id"):
-            by_citizen[str(item["open_id"])] += 1
-
-        replied_on_time = item.get("replied_on_time")
-        if replied_on_time is True:
-            on_time += 1
-        elif replied_on_time is False or is_overdue(item, now):
-            late += 1
         if item["status"] == TicketStatus.MERGED:
             merged += 1
         rating = item.get("rating") or {}
         if int(rating.get("score", 0)) in RATING_SCORES:
             ratings[int(rating["score"])] += 1
-
         hours = _hours_between(item, "submitted_at", "accepted_at")
         if hours is not None:
             to_accept.append(hours)
+        if awaits_auto_close(item):
+            auto_answered += 1
+            continue
+
+        if item.get("open_id"):
+            by_citizen[str(item["open_id"])] += 1
+        replied_on_time = item.get("replied_on_time")
+        if replied_on_time is True:
+            on_time += 1
+        elif replied_on_time is False or is_overdue(item, now):
+            late += 1
         hours = _hours_between(item, "submitted_at", "closed_at")
         if hours is not None:
             to_close.append(hours)
@@ -194,6 +205,7 @@ def compute_stats(items: Iterable[dict[str, Any]], now: float) -> TicketStats:
             repeat_citizens=sum(1 for count in by_citizen.values() if count > 1),
             merged_duplicates=merged,
         ),
+        auto_answered=auto_answered,
     )
 
 

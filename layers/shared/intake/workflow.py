@@ -6,7 +6,8 @@ returns the `Change` to write: new attributes, the history detail and the notice
 It performs no I/O. Both writers use it: staff actions through `intake.ticket_actions`, and the
 citizen's actions in ticket-write (`supplement_received` when a supplement reaches a ticket in
 `awaiting_citizen`, `rate` when the citizen replies to the rating invitation, `handoff` when the
-citizen asks for a person after an answer from the knowledge base). A rating of 3 (不满意) is the
+citizen asks for a person after an answer from the knowledge base; staff can hand such an answer over
+too). A rating of 3 (不满意) is the
 `reopen` action (重办), decided here in `effective_action`.
 """
 
@@ -85,7 +86,7 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.RATE: Rule(frozenset({S.CLOSED}), S.RATED, "citizen"),
     Action.REOPEN: Rule(frozenset({S.CLOSED, S.RATED}), S.DISPATCHED, "staff, citizen"),
     Action.MERGE: Rule(_MERGEABLE, S.MERGED, "staff"),
-    Action.HANDOFF: Rule(frozenset({S.REPLIED}), S.SUBMITTED, "citizen"),
+    Action.HANDOFF: Rule(frozenset({S.REPLIED}), S.SUBMITTED, "citizen, staff"),
 }
 
 STAFF_ACTIONS = frozenset(action for action, rule in TRANSITIONS.items() if "staff" in rule.performed_by)
@@ -216,6 +217,16 @@ class HandoffRequest(_ActionRequest):
 
     action: Literal["handoff"]
     reason: Literal["asked_for_person", "dissatisfied"]
+    # The message's CreateTime: the handoff period is judged by when the citizen asked, not by when
+    # ticket-write got to the message (capped at the processing time in _apply_handoff).
+    asked_at: float | None = None
+
+
+class StaffHandoffRequest(_ActionRequest):
+    action: Literal["handoff"]
+    note: str | None = Field(
+        default=None, max_length=500, description="Why staff take over the knowledge-base answer"
+    )
 
 
 StaffActionRequest = Annotated[
@@ -230,7 +241,8 @@ StaffActionRequest = Annotated[
     | ReplyRequest
     | CloseRequest
     | ReopenRequest
-    | MergeRequest,
+    | MergeRequest
+    | StaffHandoffRequest,
     Field(discriminator="action"),
 ]
 
@@ -652,18 +664,30 @@ def _apply_handoff(
     config: WorkflowConfig,
     calendar: WorkingCalendar,
 ) -> None:
-    """Hand a knowledge-base answer over to staff: the ticket joins the normal flow as submitted."""
-    assert isinstance(request, HandoffRequest)
+    """Hand a knowledge-base answer over to staff: the ticket joins the normal flow as submitted.
+
+    The citizen may do so within `auto_answer_close_hours` of the answer, judged by the message's
+    CreateTime. Staff may take over any answer not yet closed or handed over.
+    """
+    assert isinstance(request, HandoffRequest | StaffHandoffRequest)
     if not awaits_auto_close(ticket):
         raise TransitionNotAllowedError(
             request.action, str(ticket["status"]), "the ticket is not an automatic answer awaiting handoff"
         )
-    if auto_answer_period_ended(ticket, at, config):
-        raise TransitionNotAllowedError(request.action, str(ticket["status"]), "the handoff period has ended")
+    if isinstance(request, HandoffRequest):
+        asked_at = at if request.asked_at is None else min(request.asked_at, at)
+        if auto_answer_period_ended(ticket, asked_at, config):
+            raise TransitionNotAllowedError(
+                request.action, str(ticket["status"]), "the handoff period has ended"
+            )
+        change.detail["reason"] = request.reason
+        text = texts.text("citizen.handoff", ticket_id=ticket["ticket_id"])
+    else:
+        change.detail |= {"reason": "staff_takeover", "note": request.note}
+        text = texts.text("citizen.staff_handoff", ticket_id=ticket["ticket_id"])
     change.set_fields |= {"submitted_at": clock.iso_utc(at), "handed_off_at": clock.iso_utc(at)}
     change.remove_fields += ["replied_at", "replied_on_time", "reply_text"]
-    change.detail |= {"reason": request.reason, "entry_id": ticket["auto_answer"].get("entry_id")}
-    text = texts.text("citizen.handoff", ticket_id=ticket["ticket_id"])
+    change.detail["entry_id"] = ticket["auto_answer"].get("entry_id")
     change.notices.append(NoticeDraft(NoticeKind.ACKNOWLEDGEMENT, text, str(S.SUBMITTED)))
 
 
