@@ -28,7 +28,7 @@ _WHEEL_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_
 
 @dataclass(frozen=True)
 class ShippedTree:
-    """Where each function's code and each layer's `python` folder lie, keyed by their source folders."""
+    """Locations of each function's code and each layer's `python` folder, keyed by their source folders."""
 
     code: dict[Path, Path]
     layers: dict[Path, Path]

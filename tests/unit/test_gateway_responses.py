@@ -1,4 +1,4 @@
-"""API Gateway's own refusals answer in the staff API's error shape, in the Chinese of texts.zh-CN.toml."""
+"""API Gateway's own error responses use the staff API's error shape and the Chinese of texts.zh-CN.toml."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ GATEWAY_RESPONSES: dict[str, Any] = load_template()["Resources"]["IntakeApi"]["P
     "GatewayResponses"
 ]
 # The refusals a staff client meets before any function runs: unsigned, badly signed or denied
-# requests, throttling, oversized bodies, and whatever else API Gateway answers by itself.
+# requests, throttling, oversized bodies, and any other error API Gateway returns by itself.
 REQUIRED = (
     "ACCESS_DENIED",
     "MISSING_AUTHENTICATION_TOKEN",
@@ -41,7 +41,7 @@ def test_gateway_response_is_configured(response_type: str) -> None:
     # WHEN one that a staff client can meet is looked up
     configured = response_type in GATEWAY_RESPONSES
 
-    # THEN it is set, so API Gateway does not answer with its English default
+    # THEN it is set, so API Gateway does not return its English default
     assert configured
 
 
