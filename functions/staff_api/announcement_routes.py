@@ -13,17 +13,17 @@ Routes: `POST /announcements`, `GET /announcements`, `GET /announcements/{announ
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, Field
+from staff_responses import caller_arn, json_error
 
 from intake import clock, texts
 from intake.access_token import AccessTokenProvider, AccessTokenUnavailableError, FetchedToken
@@ -76,30 +76,23 @@ def wechat_client() -> WeChatApiClient:
     return WeChatApiClient(settings.wechat_api_base, tokens)
 
 
-def _error(status: HTTPStatus, code: str, message: str) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"code": code, "message": message}, ensure_ascii=False),
-    )
-
-
 def _caller() -> str:
-    identity = (router.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
-    return str(identity.get("userArn") or identity.get("caller") or "")
+    return caller_arn(router.current_event.raw_event) or ""
 
 
 @router.exception_handler(AnnouncementNotFoundError)
 def handle_not_found(error: AnnouncementNotFoundError) -> Response[str]:
     logger.info("announcement not found", extra={"announcement_id": error.announcement_id})
     message = texts.text("api_error.not_found", detail=f"公告 {error.announcement_id}")
-    return _error(HTTPStatus.NOT_FOUND, "not_found", message)
+    return json_error(HTTPStatus.NOT_FOUND, "not_found", message)
 
 
 @router.exception_handler(MassSendQuotaUsedError)
 def handle_quota_used(error: MassSendQuotaUsedError) -> Response[str]:
     logger.info("publish rejected: monthly mass-send quota used", extra={"month": error.month})
-    return _error(HTTPStatus.CONFLICT, "conflict", texts.text("announcement.quota_used", limit=error.limit))
+    return json_error(
+        HTTPStatus.CONFLICT, "conflict", texts.text("announcement.quota_used", limit=error.limit)
+    )
 
 
 @router.exception_handler(AnnouncementNotPublishableError)
@@ -109,13 +102,17 @@ def handle_not_publishable(error: AnnouncementNotPublishableError) -> Response[s
         extra={"announcement_id": error.announcement_id, "status": error.status},
     )
     status = texts.lookup("announcement.status").get(error.status, error.status)
-    return _error(HTTPStatus.CONFLICT, "conflict", texts.text("announcement.not_publishable", status=status))
+    return json_error(
+        HTTPStatus.CONFLICT, "conflict", texts.text("announcement.not_publishable", status=status)
+    )
 
 
 @router.exception_handler(AnnouncementTooLongError)
 def handle_too_long(error: AnnouncementTooLongError) -> Response[str]:
     logger.info("announcement rejected as too long", extra={"size": error.size})
-    return _error(HTTPStatus.BAD_REQUEST, "bad_request", texts.text("announcement.too_long", size=error.size))
+    return json_error(
+        HTTPStatus.BAD_REQUEST, "bad_request", texts.text("announcement.too_long", size=error.size)
+    )
 
 
 # The error responses, documented with app.py's `Error` model ({code, message}).

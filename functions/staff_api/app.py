@@ -36,6 +36,7 @@ from botocore.config import Config
 from knowledge_routes import RAW_BODY_RESOURCES
 from knowledge_routes import router as knowledge_router
 from pydantic import BaseModel, Field
+from staff_responses import caller_arn, json_error
 
 from intake import clock, open311, texts
 from intake.answer_media import InvalidAnswerMediaError, check_answer_media
@@ -134,18 +135,7 @@ _ERROR_RESPONSES: dict[int, Any] = {
 
 
 def error_response(status: HTTPStatus, code: str, **params: object) -> Response[str]:
-    body = {"code": code, "message": texts.text(f"api_error.{code}", **params)}
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, ensure_ascii=False),
-    )
-
-
-def caller_arn(event: dict[str, Any]) -> str | None:
-    """Return the IAM caller that API Gateway authenticated, or None for an unsigned request."""
-    identity = (event.get("requestContext") or {}).get("identity") or {}
-    return identity.get("userArn") or identity.get("caller") or None
+    return json_error(status, code, texts.text(f"api_error.{code}", **params))
 
 
 def media_url(s3_key: str) -> str | None:

@@ -14,16 +14,16 @@ in the same transaction (`intake.knowledge_base`).
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, Field, field_validator
+from staff_responses import caller_arn, json_error
 
 from intake import texts
 from intake.knowledge_base import (
@@ -96,17 +96,8 @@ class TooManyRowsError(ValueError):
         super().__init__(f"{count} rows, at most {MAX_IMPORT_ROWS}")
 
 
-def _error(status: HTTPStatus, code: str, message: str) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"code": code, "message": message}, ensure_ascii=False),
-    )
-
-
 def _caller() -> str:
-    identity = (router.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
-    return str(identity.get("userArn") or identity.get("caller") or "")
+    return caller_arn(router.current_event.raw_event) or ""
 
 
 def _checked(content: KnowledgeContent) -> KnowledgeContent:
@@ -126,7 +117,7 @@ def _content(request: KnowledgeContent) -> KnowledgeContent:
 def handle_not_found(error: KnowledgeEntryNotFoundError) -> Response[str]:
     logger.info("knowledge entry not found", extra={"entry_id": error.entry_id})
     message = texts.text("api_error.not_found", detail=f"知识库条目 {error.entry_id}")
-    return _error(HTTPStatus.NOT_FOUND, "not_found", message)
+    return json_error(HTTPStatus.NOT_FOUND, "not_found", message)
 
 
 @router.exception_handler(KnowledgeVersionConflictError)
@@ -141,20 +132,22 @@ def handle_version_conflict(error: KnowledgeVersionConflictError) -> Response[st
         expected=error.expected,
         current=error.current if error.current is not None else "未知",
     )
-    return _error(HTTPStatus.CONFLICT, "conflict", message)
+    return json_error(HTTPStatus.CONFLICT, "conflict", message)
 
 
 @router.exception_handler(KnowledgeEntryExistsError)
 def handle_exists(error: KnowledgeEntryExistsError) -> Response[str]:
     logger.info("knowledge entry id already taken", extra={"entry_id": error.entry_id})
-    return _error(HTTPStatus.CONFLICT, "conflict", texts.text("knowledge.exists", entry_id=error.entry_id))
+    return json_error(
+        HTTPStatus.CONFLICT, "conflict", texts.text("knowledge.exists", entry_id=error.entry_id)
+    )
 
 
 @router.exception_handler(UnknownCodeError)
 def handle_unknown_code(error: UnknownCodeError) -> Response[str]:
     logger.warning("knowledge entry rejected: unknown codes", extra={"codes": error.codes})
     message = texts.text("knowledge.unknown_codes", detail="、".join(error.codes))
-    return _error(HTTPStatus.BAD_REQUEST, "bad_request", message)
+    return json_error(HTTPStatus.BAD_REQUEST, "bad_request", message)
 
 
 @router.exception_handler(KnowledgeImportError)
@@ -167,14 +160,14 @@ def handle_import_error(error: KnowledgeImportError) -> Response[str]:
         },
     )
     message = texts.text("knowledge.import_invalid", detail=error.describe())
-    return _error(HTTPStatus.BAD_REQUEST, "bad_request", message)
+    return json_error(HTTPStatus.BAD_REQUEST, "bad_request", message)
 
 
 @router.exception_handler(TooManyRowsError)
 def handle_too_many_rows(error: TooManyRowsError) -> Response[str]:
     logger.warning("knowledge import rejected: too many rows", extra={"count": error.count})
     message = texts.text("knowledge.too_many_rows", limit=MAX_IMPORT_ROWS, count=error.count)
-    return _error(HTTPStatus.BAD_REQUEST, "bad_request", message)
+    return json_error(HTTPStatus.BAD_REQUEST, "bad_request", message)
 
 
 # The error responses, documented with app.py's `Error` model ({code, message}).
