@@ -40,12 +40,12 @@ from intake import clock, texts
 from intake.conversation import (
     CITIZEN,
     SYSTEM,
-    WECHAT_CALLER,
     CitizenState,
     Plan,
     add_message,
     message_location,
     message_text,
+    plan_citizen_action,
     record_interaction,
 )
 from intake.emergency import mentions_emergency
@@ -54,7 +54,7 @@ from intake.knowledge_base import KnowledgeEntry
 from intake.knowledge_matching import KnowledgeMatch, best_match
 from intake.messages import ContentMessage, Message
 from intake.records import NoticeKind
-from intake.ticket_actions import change_entries, change_event, change_notice
+from intake.ticket_actions import change_entries
 from intake.ticket_repository import new_ticket_item, put_new, status_change_values
 from intake.ticket_status import TicketStatus
 from intake.workflow import (
@@ -182,29 +182,13 @@ def plan_handoff(
     Raises TransitionNotAllowedError when the ticket is no longer waiting (closed, handed over, or the
     period has ended).
     """
-    ticket_id = str(item["ticket_id"])
     request = HandoffRequest(
         action="handoff",
         actor=CITIZEN,
         reason=reason,  # type: ignore[arg-type]
         asked_at=message.create_time,
     )
-    change = transition(
-        item,
-        request,
-        plan.at,
-        get_workflow_config(),
-        get_calendar(),
-    )
-    record_interaction(plan, state.profile, message.create_time)
-    plan.profile_remove.append("auto_answer_ticket_id")
-    plan.ticket_id = ticket_id
-    entries, entry = change_entries(item, change, CITIZEN, WECHAT_CALLER, plan.at)
-    plan.entries += entries
-    plan.ticket_events.append(change_event(ticket_id, change, entry, plan.at))
-    plan.notices += [
-        change_notice(ticket_id, plan.open_id, draft, entry, plan.at) for draft in change.notices
-    ]
+    plan_citizen_action(plan, item, request, state, message, "auto_answer_ticket_id")
     plan.outcome = "handed_off"
 
 

@@ -85,6 +85,7 @@ from intake.ticket_repository import (
 )
 from intake.ticket_status import TicketStatus
 from intake.workflow import (
+    ActionRequest,
     Change,
     RateRequest,
     SupplementReceivedRequest,
@@ -753,16 +754,28 @@ def plan_rating(
     (重办). Raises TransitionNotAllowedError when the workflow refuses, for example a reopen of a
     ticket without a department.
     """
+    request = RateRequest(action="rate", actor=CITIZEN, score=score)
+    change = plan_citizen_action(plan, item, request, state, message, "pending_rating_ticket_id")
+    plan.outcome = "ticket_rated" if change.after_status is TicketStatus.RATED else "ticket_reopened"
+
+
+def plan_citizen_action(
+    plan: Plan,
+    item: dict[str, Any],
+    request: ActionRequest,
+    state: CitizenState,
+    message: Message,
+    done_profile_key: str,
+) -> Change:
+    """Apply a citizen's workflow action to the ticket `item` and add its history, event and notices.
+
+    `done_profile_key` is the profile attribute that pointed at the ticket awaiting this action; it is
+    removed. Raises TransitionNotAllowedError when the workflow rejects the action.
+    """
     ticket_id = str(item["ticket_id"])
-    change = transition(
-        item,
-        RateRequest(action="rate", actor=CITIZEN, score=score),
-        plan.at,
-        get_workflow_config(),
-        get_calendar(),
-    )
+    change = transition(item, request, plan.at, get_workflow_config(), get_calendar())
     record_interaction(plan, state.profile, message.create_time)
-    plan.profile_remove.append("pending_rating_ticket_id")
+    plan.profile_remove.append(done_profile_key)
     plan.ticket_id = ticket_id
     entries, entry = change_entries(item, change, CITIZEN, WECHAT_CALLER, plan.at)
     plan.entries += entries
@@ -770,7 +783,7 @@ def plan_rating(
     plan.notices += [
         change_notice(ticket_id, plan.open_id, draft, entry, plan.at) for draft in change.notices
     ]
-    plan.outcome = "ticket_rated" if change.after_status is TicketStatus.RATED else "ticket_reopened"
+    return change
 
 
 # -- events -----------------------------------------------------------------------------------------
