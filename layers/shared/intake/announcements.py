@@ -223,7 +223,7 @@ CallJson = Callable[..., dict[str, Any]]
 
 
 def send_to_all(call_json: CallJson, announcement: Announcement) -> SendOutcome:
-    """Mass-send the announcement and return WeChat's answer; never raises for a WeChat failure."""
+    """Mass-send the announcement and return the outcome; WeChat, transport and token errors become outcomes."""
     try:
         answer = call_json("POST", MASS_SEND_PATH, payload=mass_send_payload(announcement))
     except WeChatApiError as err:
@@ -234,7 +234,7 @@ def send_to_all(call_json: CallJson, announcement: Announcement) -> SendOutcome:
         )
     except (WeChatTransportError, WeChatProtocolError) as err:
         logger.warning(
-            "mass send got no usable answer",
+            "mass send failed: no valid response from WeChat, the send may have happened",
             extra={"announcement_id": announcement.announcement_id, "error": type(err).__name__},
         )
         return SendOutcome(msg_id=None, errcode=None, errmsg=type(err).__name__, uncertain=True)
